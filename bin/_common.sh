@@ -1,0 +1,118 @@
+# Shared by bin/eyrie-demo and bin/eyrie-test: find or install Odoo 18.0,
+# make sure PostgreSQL answers, and write an Odoo configuration for Eyrie.
+# shellcheck shell=bash
+
+EYRIE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+EYRIE_STATE="$EYRIE_ROOT/.eyrie"
+PYTHON=${PYTHON:-python3}
+export PGHOST=${PGHOST:-127.0.0.1}
+export PGPORT=${PGPORT:-5432}
+export PGUSER=${PGUSER:-$(id -un)}
+
+die() {
+    echo "eyrie: ERROR: $*" >&2
+    exit 1
+}
+
+say() {
+    echo "eyrie: $*" >&2
+}
+
+odoo_version() {
+    "$PYTHON" -c 'import odoo.release as r; print(r.serie)' 2>/dev/null
+}
+
+# Installs Odoo 18.0 from its official source when python3 cannot import it.
+# Set EYRIE_NO_ODOO_INSTALL=1 to fail instead (CI does).
+ensure_odoo() {
+    local version
+    version=$(odoo_version || true)
+    if [ "$version" = "18.0" ]; then
+        return 0
+    fi
+    [ -z "$version" ] || die "python3 imports Odoo $version; Eyrie needs Odoo 18.0."
+    [ "${EYRIE_NO_ODOO_INSTALL:-0}" = "1" ] && die "Odoo 18.0 is not importable by $PYTHON. Install it first (see README.rst, 'Installing Odoo 18.0')."
+    local src=${EYRIE_ODOO_SRC:-$HOME/.local/share/eyrie/odoo-18.0}
+    say "Odoo 18.0 is not importable: installing it from $src"
+    if [ ! -f "$src/odoo/release.py" ]; then
+        git clone --depth 1 --branch 18.0 https://github.com/odoo/odoo.git "$src" \
+            || die "could not clone Odoo 18.0 into $src"
+    fi
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+        apt-get update -qq && apt-get install -y -qq libldap2-dev libsasl2-dev libpq-dev >/dev/null \
+            || die "could not install the build dependencies of Odoo (libldap2-dev libsasl2-dev libpq-dev)"
+    fi
+    local constraints
+    constraints=$(mktemp)
+    # cbor2 5.4.2 (pinned by Odoo for Python 3.11) still builds with pkg_resources.
+    echo 'setuptools<72' >"$constraints"
+    PIP_CONSTRAINT=$constraints "$PYTHON" -m pip install -q -r "$src/requirements.txt" \
+        || die "could not install Odoo's Python requirements"
+    "$PYTHON" -m pip install -q --no-deps -e "$src" || die "could not install Odoo from $src"
+    rm -f "$constraints"
+    [ "$(odoo_version)" = "18.0" ] || die "Odoo 18.0 is still not importable after installing it"
+}
+
+ensure_python_deps() {
+    if ! "$PYTHON" -c 'import jinja2, yaml, kubernetes, pytest_odoo, freezegun' 2>/dev/null; then
+        say "installing Eyrie's Python requirements"
+        "$PYTHON" -m pip install -q -r "$EYRIE_ROOT/requirements.txt" \
+            || die "could not install requirements.txt"
+    fi
+}
+
+ensure_postgres() {
+    if pg_isready -q 2>/dev/null; then
+        return 0
+    fi
+    if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+        say "PostgreSQL does not answer: starting it"
+        local version
+        for version in /etc/postgresql/*; do
+            pg_ctlcluster --skip-systemctl-redirect "$(basename "$version")" main start || true
+        done
+        for _ in $(seq 1 30); do
+            pg_isready -q 2>/dev/null && return 0
+            sleep 1
+        done
+    fi
+    die "PostgreSQL does not answer on $PGHOST:$PGPORT (user $PGUSER). Start it, or set PGHOST/PGPORT/PGUSER."
+}
+
+# The addons folder of the installed Odoo that holds 'web' (source checkout:
+# beside the odoo package; packaged install: inside it).
+odoo_addons_path() {
+    "$PYTHON" - <<'PY'
+import os
+import odoo
+package = os.path.dirname(odoo.__file__)
+for candidate in (os.path.join(os.path.dirname(package), "addons"), os.path.join(package, "addons")):
+    if os.path.isfile(os.path.join(candidate, "web", "__manifest__.py")):
+        print(candidate)
+        break
+else:
+    raise SystemExit("the installed Odoo has no 'web' addon")
+PY
+}
+
+# write_config FILE DB HTTP_PORT: an Odoo configuration for Eyrie.
+write_config() {
+    local file=$1 db=$2 port=$3 addons
+    addons=$(odoo_addons_path) || die "cannot find Odoo's addons"
+    mkdir -p "$(dirname "$file")"
+    cat >"$file" <<CONF
+[options]
+db_host = $PGHOST
+db_port = $PGPORT
+db_user = $PGUSER
+db_name = $db
+dbfilter = ^$db\$
+addons_path = $addons,$EYRIE_ROOT
+http_port = $port
+http_interface = 127.0.0.1
+CONF
+}
+
+free_port() {
+    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

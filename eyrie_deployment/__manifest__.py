@@ -1,0 +1,33 @@
+# Copyright 2026 Eyrie
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl.html).
+{
+    "name": "Eyrie Deployments",
+    "summary": "Run Odoo and PostgreSQL deployments on Kubernetes with "
+    "lifecycle books, jobs and automatic pause/drop timers",
+    "version": "18.0.1.0.0",
+    "category": "Technical",
+    "website": "https://github.com/eyrie/eyrie",
+    "author": "Eyrie",
+    "maintainers": ["eyrie"],
+    "license": "LGPL-3",
+    "development_status": "Alpha",
+    "application": True,
+    "installable": True,
+    "depends": ["base", "mail"],
+    "external_dependencies": {"python": ["Jinja2", "PyYAML"]},
+    "data": [
+        "security/eyrie_security.xml",
+        "security/ir.model.access.csv",
+        "data/eyrie_cluster_data.xml",
+        "data/ir_cron_data.xml",
+        "views/eyrie_job_views.xml",
+        "views/eyrie_deployment_views.xml",
+        "views/eyrie_deployment_book_views.xml",
+        "views/eyrie_scope_views.xml",
+        "views/eyrie_cluster_views.xml",
+        "views/eyrie_menus.xml",
+    ],
+    "demo": [
+        "demo/eyrie_demo.xml",
+    ],
+}

@@ -1,0 +1,6 @@
+from . import eyrie_cluster
+from . import eyrie_deployment_book
+from . import eyrie_deployment_book_step
+from . import eyrie_scope
+from . import eyrie_deployment
+from . import eyrie_job

@@ -1,0 +1,824 @@
+import json
+import logging
+import re
+import threading
+from datetime import timedelta
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError, ValidationError
+from odoo.tools import SQL
+
+from ..tools.template import render_documents
+from .eyrie_scope import BOOK_ACTIONS
+
+_logger = logging.getLogger(__name__)
+
+NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+NAMESPACE_MAX_LENGTH = 63
+
+REPOSITORY_STATES = [
+    ("draft", "Draft"),
+    ("initialize", "Initialize"),
+    ("deploy", "Deploy"),
+    ("pause", "Pause"),
+]
+# States of a deployment while one of its jobs is pending or running.
+IN_FLIGHT_STATES = ("initializing", "deploying", "pausing", "dropping")
+STATES = [
+    ("draft", "Draft"),
+    ("initializing", "Initializing"),
+    ("initialize", "Initialize"),
+    ("deploying", "Deploying"),
+    ("deploy", "Deployed"),
+    ("pausing", "Pausing"),
+    ("pause", "Paused"),
+    ("dropping", "Dropping"),
+    ("error", "Error"),
+]
+# Written only by the lifecycle itself (sudo), never directly by users or RPC.
+LIFECYCLE_FIELDS = frozenset(
+    {
+        "state",
+        "repository_state",
+        "error_message",
+        "deployed_at",
+        "paused_at",
+        "timer_blocked_until",
+    }
+)
+# What a deployment is made of on the cluster; fixed once it left draft.
+FIELDS_LOCKED_AFTER_DRAFT = frozenset({"deployment_type", "scope_id", "namespace"})
+# A failed or refused automatic action is not tried again before this delay.
+TIMER_RETRY_DELAY = timedelta(hours=1)
+
+
+def namespace_from_name(name):
+    slug = re.sub(r"[^a-z0-9-]+", "-", (name or "").lower())
+    slug = re.sub(r"-{2,}", "-", slug).strip("-")
+    return slug[:NAMESPACE_MAX_LENGTH].rstrip("-")
+
+
+class EyrieDeployment(models.Model):
+    """A deployment (an Odoo instance, a PGO PostgresCluster, ...) on a cluster.
+
+    Lifecycle: ``action_deploy``, ``action_pause`` and ``action_drop`` check
+    their preconditions, then dispatch to ``<deployment_type>_action_<verb>``.
+    A deployment type added by another module (``selection_add`` on
+    ``deployment_type``) implements, decorated with ``@api.private``:
+
+    - ``<type>_action_deploy()``: choose the initialize/deploy books and
+      create the jobs (see ``_start_deploy``);
+    - ``<type>_action_pause()``: choose the pause book and create the job;
+    - ``<type>_action_drop()``: choose the drop book and create the job.
+
+    Jobs run asynchronously (``eyrie.job``); when one ends, the job calls
+    ``_on_job_done`` or ``_on_job_failed`` which move the state.
+    """
+
+    _name = "eyrie.deployment"
+    _description = "Eyrie Deployment"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _order = "id desc"
+
+    name = fields.Char(required=True, tracking=True)
+    active = fields.Boolean(default=True)
+    deployment_type = fields.Selection(
+        [("odoo", "Odoo"), ("pgo", "PostgreSQL (Crunchy PGO)")],
+        string="Type",
+        required=True,
+        tracking=True,
+    )
+    scope_id = fields.Many2one(
+        "eyrie.scope", required=True, ondelete="restrict", tracking=True, index=True
+    )
+    cluster_id = fields.Many2one(related="scope_id.cluster_id")
+    allow_drop = fields.Boolean(related="scope_id.allow_drop")
+    namespace = fields.Char(
+        compute="_compute_namespace",
+        store=True,
+        readonly=False,
+        precompute=True,
+        required=True,
+        tracking=True,
+        help="Kubernetes namespace of the deployment (a DNS-1123 label: lower-case "
+        "letters, digits and '-', at most 63 characters). Defaults from the name.",
+    )
+    values = fields.Text(
+        default="{}",
+        help="JSON object of parameters given to the book templates as 'values'.",
+    )
+    repository_state = fields.Selection(
+        REPOSITORY_STATES,
+        string="Phase",
+        default="draft",
+        required=True,
+        readonly=True,
+        copy=False,
+        tracking=True,
+        index=True,
+    )
+    state = fields.Selection(
+        STATES,
+        default="draft",
+        required=True,
+        readonly=True,
+        copy=False,
+        tracking=True,
+        index=True,
+    )
+    error_message = fields.Text(readonly=True, copy=False)
+    deployment_initialize_book_id = fields.Many2one(
+        "eyrie.deployment.book",
+        string="Initialize Book",
+        compute="_compute_books",
+        store=True,
+        readonly=False,
+        precompute=True,
+        ondelete="restrict",
+    )
+    deployment_deploy_book_id = fields.Many2one(
+        "eyrie.deployment.book",
+        string="Deploy Book",
+        compute="_compute_books",
+        store=True,
+        readonly=False,
+        precompute=True,
+        ondelete="restrict",
+    )
+    deployment_pause_book_id = fields.Many2one(
+        "eyrie.deployment.book",
+        string="Pause Book",
+        compute="_compute_books",
+        store=True,
+        readonly=False,
+        precompute=True,
+        ondelete="restrict",
+    )
+    deployment_drop_book_id = fields.Many2one(
+        "eyrie.deployment.book",
+        string="Drop Book",
+        compute="_compute_books",
+        store=True,
+        readonly=False,
+        precompute=True,
+        ondelete="restrict",
+    )
+    job_ids = fields.One2many("eyrie.job", "deployment_id", string="Jobs")
+    job_count = fields.Integer(compute="_compute_job_count")
+    active_job_id = fields.Many2one(
+        "eyrie.job",
+        compute="_compute_active_job_id",
+        help="The job currently pending or running for this deployment.",
+    )
+    deployed_at = fields.Datetime(readonly=True, copy=False)
+    paused_at = fields.Datetime(readonly=True, copy=False)
+    next_pause_at = fields.Datetime(
+        compute="_compute_next_timers",
+        store=True,
+        index="btree_not_null",
+        help="When the scope's pause timer pauses this deployment.",
+    )
+    next_drop_at = fields.Datetime(
+        compute="_compute_next_timers",
+        store=True,
+        index="btree_not_null",
+        help="When the scope's drop timer drops this deployment.",
+    )
+    is_pause_due = fields.Boolean(
+        string="Due for Pause",
+        compute="_compute_is_due",
+        search="_search_is_pause_due",
+    )
+    is_drop_due = fields.Boolean(
+        string="Due for Drop",
+        compute="_compute_is_due",
+        search="_search_is_drop_due",
+    )
+    timer_blocked_until = fields.Datetime(
+        readonly=True,
+        copy=False,
+        help="A failed automatic action is not tried again before this time.",
+    )
+
+    # ------------------------------------------------------------------
+    # Computes and constraints
+    # ------------------------------------------------------------------
+
+    @api.depends("name")
+    def _compute_namespace(self):
+        for deployment in self:
+            if deployment.repository_state in (False, "draft") or not deployment.namespace:
+                deployment.namespace = namespace_from_name(deployment.name)
+
+    @api.depends("scope_id", "deployment_type")
+    def _compute_books(self):
+        for deployment in self:
+            scope = deployment.scope_id
+            for action in BOOK_ACTIONS:
+                field_name = f"deployment_{action}_book_id"
+                book = scope[field_name]
+                if book and not book._serves(deployment.deployment_type):
+                    book = book.browse()
+                deployment[field_name] = book
+
+    @api.depends("job_ids")
+    def _compute_job_count(self):
+        counts = dict(
+            self.env["eyrie.job"]._read_group(
+                [("deployment_id", "in", self.ids)], ["deployment_id"], ["__count"]
+            )
+        )
+        for deployment in self:
+            deployment.job_count = counts.get(deployment, 0)
+
+    @api.depends("job_ids.state")
+    def _compute_active_job_id(self):
+        for deployment in self:
+            deployment.active_job_id = deployment.job_ids.filtered(
+                lambda job: job.state in ("pending", "running")
+            )[:1]
+
+    @api.depends(
+        "repository_state",
+        "deployed_at",
+        "scope_id.allow_drop",
+        "scope_id.deployment_pause_after_seconds",
+        "scope_id.deployment_drop_after_seconds",
+    )
+    def _compute_next_timers(self):
+        for deployment in self:
+            scope = deployment.scope_id
+            deployed_at = deployment.deployed_at
+            pause_after = scope.deployment_pause_after_seconds
+            drop_after = scope.deployment_drop_after_seconds
+            deployment.next_pause_at = (
+                deployed_at + timedelta(seconds=pause_after)
+                if deployed_at and pause_after > 0 and deployment.repository_state == "deploy"
+                else False
+            )
+            deployment.next_drop_at = (
+                deployed_at + timedelta(seconds=drop_after)
+                if deployed_at
+                and drop_after > 0
+                and scope.allow_drop
+                and deployment.repository_state in ("deploy", "pause")
+                else False
+            )
+
+    @api.depends("next_pause_at", "next_drop_at")
+    def _compute_is_due(self):
+        now = fields.Datetime.now()
+        for deployment in self:
+            deployment.is_pause_due = bool(
+                deployment.next_pause_at and deployment.next_pause_at <= now
+            )
+            deployment.is_drop_due = bool(
+                deployment.next_drop_at and deployment.next_drop_at <= now
+            )
+
+    def _search_is_pause_due(self, operator, value):
+        return self._search_due("next_pause_at", operator, value)
+
+    def _search_is_drop_due(self, operator, value):
+        return self._search_due("next_drop_at", operator, value)
+
+    def _search_due(self, field_name, operator, value):
+        if operator not in ("=", "!=") or not isinstance(value, bool):
+            raise UserError(self.env._("Unsupported search on a due-timer filter."))
+        due = [(field_name, "<=", fields.Datetime.now())]
+        if (operator == "=") == value:
+            return due
+        return ["|", (field_name, "=", False), (field_name, ">", fields.Datetime.now())]
+
+    @api.constrains("namespace")
+    def _check_namespace(self):
+        for deployment in self:
+            namespace = deployment.namespace or ""
+            if len(namespace) > NAMESPACE_MAX_LENGTH or not NAMESPACE_RE.match(namespace):
+                raise ValidationError(
+                    self.env._(
+                        "Namespace '%(namespace)s' of deployment %(name)s is not a valid "
+                        "DNS-1123 label: use at most 63 lower-case letters, digits and "
+                        "'-', starting and ending with a letter or digit.",
+                        namespace=namespace,
+                        name=deployment.name,
+                    )
+                )
+        self._check_namespace_unique()
+
+    def _check_namespace_unique(self):
+        for deployment in self:
+            clash = self.with_context(active_test=False).search(
+                [
+                    ("id", "!=", deployment.id),
+                    ("namespace", "=", deployment.namespace),
+                    ("scope_id.cluster_id", "=", deployment.scope_id.cluster_id.id),
+                ],
+                limit=1,
+            )
+            if clash:
+                raise ValidationError(
+                    self.env._(
+                        "Namespace '%(namespace)s' is already used by deployment "
+                        "%(other)s on cluster %(cluster)s; choose another namespace.",
+                        namespace=deployment.namespace,
+                        other=clash.name,
+                        cluster=deployment.scope_id.cluster_id.name,
+                    )
+                )
+
+    @api.constrains("values")
+    def _check_values(self):
+        for deployment in self:
+            deployment._parse_values()
+
+    @api.constrains(
+        "deployment_type",
+        "deployment_initialize_book_id",
+        "deployment_deploy_book_id",
+        "deployment_pause_book_id",
+        "deployment_drop_book_id",
+    )
+    def _check_books_type(self):
+        for deployment in self:
+            for action in BOOK_ACTIONS:
+                field_name = f"deployment_{action}_book_id"
+                book = deployment[field_name]
+                if book and not book._serves(deployment.deployment_type):
+                    raise ValidationError(
+                        self.env._(
+                            "%(field)s '%(book)s' serves deployments of type %(book_type)s, "
+                            "not %(type)s: choose a book for this type or one for any type.",
+                            field=self._fields[field_name].string,
+                            book=book.name,
+                            book_type=book.deployment_type,
+                            type=deployment.deployment_type,
+                        )
+                    )
+
+    # ------------------------------------------------------------------
+    # CRUD
+    # ------------------------------------------------------------------
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not self.env.su:
+            for vals in vals_list:
+                self._check_lifecycle_fields_untouched(vals)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        if not self.env.su:
+            self._check_lifecycle_fields_untouched(vals)
+        locked = FIELDS_LOCKED_AFTER_DRAFT & vals.keys()
+        if locked:
+            live = self.filtered(lambda d: d.repository_state != "draft")
+            changed = live.filtered(
+                lambda d: any(d._field_differs(name, vals[name]) for name in locked)
+            )
+            if changed:
+                raise UserError(
+                    self.env._(
+                        "Deployment %(name)s has left draft: its %(fields)s can no longer "
+                        "change. Drop it and create a new deployment instead.",
+                        name=changed[0].name,
+                        fields=", ".join(
+                            sorted(self._fields[name].string for name in locked)
+                        ),
+                    )
+                )
+        return super().write(vals)
+
+    def _field_differs(self, field_name, value):
+        current = self[field_name]
+        if isinstance(current, models.BaseModel):
+            current = current.id
+        return current != value
+
+    @api.model
+    def _check_lifecycle_fields_untouched(self, vals):
+        forbidden = LIFECYCLE_FIELDS & vals.keys()
+        if forbidden:
+            raise UserError(
+                self.env._(
+                    "Fields %(fields)s are set by the deployment lifecycle only; use the "
+                    "Deploy, Pause and Drop actions instead of writing them.",
+                    fields=", ".join(sorted(forbidden)),
+                )
+            )
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_live(self):
+        for deployment in self:
+            if deployment.active_job_id:
+                raise UserError(
+                    self.env._(
+                        "Deployment %(name)s has a job in progress; wait for it to end.",
+                        name=deployment.name,
+                    )
+                )
+            if deployment.repository_state != "draft" and not deployment._is_dropped():
+                raise UserError(
+                    self.env._(
+                        "Deployment %(name)s may still have resources on its cluster: "
+                        "use Drop to remove them and the deployment.",
+                        name=deployment.name,
+                    )
+                )
+
+    def _is_dropped(self):
+        self.ensure_one()
+        return any(
+            job.action == "drop" and job.state == "done" for job in self.job_ids
+        )
+
+    # ------------------------------------------------------------------
+    # Public lifecycle actions (form buttons, XML-RPC, timers)
+    # ------------------------------------------------------------------
+
+    def action_deploy(self):
+        """Deploy: initialize then deploy from draft or after a failed first
+        deploy, resume from pause, update when deployed."""
+        return self._run_action("deploy", trigger="user")
+
+    def action_pause(self):
+        """Pause a deployed deployment (its pause book)."""
+        return self._run_action("pause", trigger="user")
+
+    def action_drop(self):
+        """Remove the deployment from its cluster, then delete the record."""
+        return self._run_action("drop", trigger="user")
+
+    def action_view_jobs(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "eyrie_deployment.eyrie_job_action"
+        )
+        action["domain"] = [("deployment_id", "=", self.id)]
+        action["context"] = {"create": False}
+        return action
+
+    # ------------------------------------------------------------------
+    # Dispatch
+    # ------------------------------------------------------------------
+
+    def _run_action(self, verb, trigger):
+        deployments = self.with_context(eyrie_job_trigger=trigger)
+        deployments._lock_rows()
+        for deployment in deployments:
+            deployment._check_action_allowed(verb)
+            deployment._dispatch(verb)
+        self._wake_job_runner()
+        return True
+
+    def _lock_rows(self):
+        # Serialises concurrent actions on one deployment: the second waits,
+        # then sees the first one's job and is refused.
+        if self.ids:
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id FROM eyrie_deployment WHERE id IN %s FOR NO KEY UPDATE",
+                    tuple(self.ids),
+                )
+            )
+
+    def _check_action_allowed(self, verb):
+        self.ensure_one()
+        if not self.active:
+            raise UserError(
+                self.env._(
+                    "Deployment %(name)s is archived; restore it first.", name=self.name
+                )
+            )
+        running = self.env["eyrie.job"].sudo().search(
+            [("deployment_id", "=", self.id), ("state", "in", ("pending", "running"))],
+            order="id",
+            limit=1,
+        )
+        if running:
+            raise UserError(
+                self.env._(
+                    "Deployment %(name)s already has a %(action)s job in progress "
+                    "(%(state)s); wait for it to end before running another action.",
+                    name=self.name,
+                    action=running.action,
+                    state=running.state,
+                )
+            )
+        if verb == "pause" and self.repository_state != "deploy":
+            raise UserError(
+                self.env._(
+                    "Deployment %(name)s cannot be paused: it is in phase %(phase)s, "
+                    "only a deployed deployment can be paused.",
+                    name=self.name,
+                    phase=dict(REPOSITORY_STATES)[self.repository_state],
+                )
+            )
+        if verb == "drop" and not self.scope_id.allow_drop:
+            raise UserError(
+                self.env._(
+                    "Deployment %(name)s cannot be dropped: scope %(scope)s does not "
+                    "allow drop. A manager can enable 'Allow Drop' on the scope.",
+                    name=self.name,
+                    scope=self.scope_id.name,
+                )
+            )
+
+    def _dispatch(self, verb):
+        self.ensure_one()
+        method_name = f"{self.deployment_type}_action_{verb}"
+        method = getattr(self, method_name, None)
+        if method is None:
+            raise UserError(
+                self.env._(
+                    "Deployment type '%(type)s' cannot %(verb)s: method %(method)s is "
+                    "not implemented on eyrie.deployment.",
+                    type=self.deployment_type,
+                    verb=verb,
+                    method=method_name,
+                )
+            )
+        return method()
+
+    # ------------------------------------------------------------------
+    # Built-in types. Not callable over RPC: they skip the checks above.
+    # ------------------------------------------------------------------
+
+    @api.private
+    def odoo_action_deploy(self):
+        return self._start_deploy()
+
+    @api.private
+    def odoo_action_pause(self):
+        return self._start_pause()
+
+    @api.private
+    def odoo_action_drop(self):
+        return self._start_drop()
+
+    @api.private
+    def pgo_action_deploy(self):
+        return self._start_deploy()
+
+    @api.private
+    def pgo_action_pause(self):
+        return self._start_pause()
+
+    @api.private
+    def pgo_action_drop(self):
+        return self._start_drop()
+
+    # ------------------------------------------------------------------
+    # Building blocks for type implementations
+    # ------------------------------------------------------------------
+
+    def _start_deploy(self, initialize_book=None, deploy_book=None):
+        """Create the deploy job, preceded by an initialize job when the
+        deployment was never deployed successfully. Returns the jobs."""
+        self.ensure_one()
+        deploy_book = deploy_book or self._get_book("deploy")
+        if self.repository_state in ("draft", "initialize"):
+            initialize_book = initialize_book or self._get_book("initialize")
+            initialize_job = self._create_job("initialize", initialize_book)
+            deploy_job = self._create_job(
+                "deploy", deploy_book, previous_job=initialize_job
+            )
+            self._set_lifecycle(repository_state="initialize", state="initializing")
+            return initialize_job | deploy_job
+        deploy_job = self._create_job("deploy", deploy_book)
+        self._set_lifecycle(state="deploying")
+        return deploy_job
+
+    def _start_pause(self, book=None):
+        self.ensure_one()
+        job = self._create_job("pause", book or self._get_book("pause"))
+        self._set_lifecycle(state="pausing")
+        return job
+
+    def _start_drop(self, book=None):
+        self.ensure_one()
+        job = self._create_job("drop", book or self._get_book("drop"))
+        self._set_lifecycle(state="dropping")
+        return job
+
+    def _get_book(self, action):
+        self.ensure_one()
+        field_name = f"deployment_{action}_book_id"
+        book = self[field_name]
+        if not book:
+            raise UserError(
+                self.env._(
+                    "Deployment %(name)s has no %(field)s: choose one on the deployment "
+                    "or set a default on scope %(scope)s.",
+                    name=self.name,
+                    field=self._fields[field_name].string,
+                    scope=self.scope_id.name,
+                )
+            )
+        return book
+
+    def _create_job(self, action, book, previous_job=None):
+        self.ensure_one()
+        trigger = self.env.context.get("eyrie_job_trigger") or "user"
+        return (
+            self.env["eyrie.job"]
+            .sudo()
+            .create(
+                {
+                    "deployment_id": self.id,
+                    "deployment_name": self.name,
+                    "book_id": book.id,
+                    "cluster_id": self.scope_id.cluster_id.id,
+                    "action": action,
+                    "trigger": trigger,
+                    "user_id": self.env.uid,
+                    "previous_job_id": previous_job.id if previous_job else False,
+                }
+            )
+        )
+
+    def _set_lifecycle(self, **vals):
+        self.sudo().write(vals)
+
+    def _wake_job_runner(self):
+        cron = self.env.ref("eyrie_deployment.ir_cron_run_jobs", raise_if_not_found=False)
+        if cron:
+            cron.sudo()._trigger()
+
+    def _parse_values(self):
+        self.ensure_one()
+        try:
+            values = json.loads(self.values or "{}")
+        except ValueError as error:
+            raise ValidationError(
+                self.env._(
+                    "Values of deployment %(name)s are not valid JSON (%(error)s). "
+                    'Write a JSON object, for example {"replicas": 2}.',
+                    name=self.name,
+                    error=error,
+                )
+            ) from error
+        if not isinstance(values, dict):
+            raise ValidationError(
+                self.env._(
+                    "Values of deployment %(name)s must be a JSON object, for example "
+                    '{"replicas": 2}, not a %(kind)s.',
+                    name=self.name,
+                    kind=type(values).__name__,
+                )
+            )
+        return values
+
+    def _template_context(self):
+        """Plain data the book templates see; never ORM records."""
+        self.ensure_one()
+        return {
+            "deployment": {
+                "id": self.id,
+                "name": self.name,
+                "type": self.deployment_type,
+                "namespace": self.namespace,
+            },
+            "scope": {"id": self.scope_id.id, "name": self.scope_id.name},
+            "namespace": self.namespace,
+            "values": self._parse_values(),
+        }
+
+    def _render_step(self, step, context):
+        """Objects of ``step`` rendered for this deployment; a type may add to them."""
+        return render_documents(step.template, context)
+
+    # ------------------------------------------------------------------
+    # Job outcomes, called by eyrie.job
+    # ------------------------------------------------------------------
+
+    def _on_job_done(self, job):
+        self.ensure_one()
+        getattr(self, f"_on_{job.action}_done")(job)
+
+    def _on_initialize_done(self, job):
+        # The deploy job chained after it runs next.
+        self._set_lifecycle(state="deploying")
+
+    def _on_deploy_done(self, job):
+        self._set_lifecycle(
+            repository_state="deploy",
+            state="deploy",
+            deployed_at=job.ended_at,
+            error_message=False,
+            timer_blocked_until=False,
+        )
+
+    def _on_pause_done(self, job):
+        self._set_lifecycle(
+            repository_state="pause",
+            state="pause",
+            paused_at=job.ended_at,
+            error_message=False,
+            timer_blocked_until=False,
+        )
+
+    def _on_drop_done(self, job):
+        _logger.info("Deployment %s (%s) dropped by job %s", self.name, self.id, job.id)
+        self.sudo().unlink()
+
+    def _on_job_failed(self, job):
+        self.ensure_one()
+        self._set_lifecycle(state="error", error_message=job.error_message)
+        self.message_post(
+            body=self.env._(
+                "The %(action)s job failed: %(error)s", action=job.action, error=job.error_message
+            )
+        )
+
+    # ------------------------------------------------------------------
+    # Timers
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _cron_apply_timers(self, batch_size=200):
+        """Pause and drop the deployments whose scope timers are due."""
+        now = fields.Datetime.now()
+        rows = self._fetch_due_timers(now, limit=batch_size + 1)
+        batch = rows[:batch_size]
+        auto_commit = not getattr(threading.current_thread(), "testing", False)
+        for deployment_id, verb in batch:
+            self.browse(deployment_id)._fire_timer(verb, now)
+            if auto_commit:
+                # Each deployment's jobs are independent; committing keeps the
+                # work done if a later one crashes the worker.
+                self.env.cr.commit()
+        remaining = self._count_due_timers(now) if len(rows) > batch_size else 0
+        self.env["ir.cron"]._notify_progress(done=len(batch), remaining=remaining)
+        return len(batch)
+
+    def _due_timers_where(self, now):
+        return SQL(
+            """
+            active
+            AND (next_drop_at <= %(now)s OR next_pause_at <= %(now)s)
+            AND state NOT IN %(in_flight)s
+            AND (timer_blocked_until IS NULL OR timer_blocked_until <= %(now)s)
+            """,
+            now=now,
+            in_flight=IN_FLIGHT_STATES,
+        )
+
+    @api.model
+    def _fetch_due_timers(self, now, limit):
+        """(id, verb) of due deployments, oldest first; drop wins over pause."""
+        self.flush_model()
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT id,
+                       CASE WHEN next_drop_at <= %(now)s THEN 'drop' ELSE 'pause' END
+                  FROM eyrie_deployment
+                 WHERE %(where)s
+              ORDER BY LEAST(COALESCE(next_drop_at, 'infinity'),
+                             COALESCE(next_pause_at, 'infinity')), id
+                 LIMIT %(limit)s
+                """,
+                now=now,
+                where=self._due_timers_where(now),
+                limit=limit,
+            )
+        )
+        return self.env.cr.fetchall()
+
+    @api.model
+    def _count_due_timers(self, now):
+        self.env.cr.execute(
+            SQL(
+                "SELECT count(*) FROM eyrie_deployment WHERE %s",
+                self._due_timers_where(now),
+            )
+        )
+        return self.env.cr.fetchone()[0]
+
+    def _fire_timer(self, verb, now):
+        self.ensure_one()
+        due_at = self.next_drop_at if verb == "drop" else self.next_pause_at
+        seconds = self.scope_id[f"deployment_{verb}_after_seconds"]
+        timer = self.env._(
+            "%(verb)s timer of scope %(scope)s (%(seconds)s s after deploy, due at "
+            "%(due)s UTC)",
+            verb=verb.capitalize(),
+            scope=self.scope_id.name,
+            seconds=seconds,
+            due=fields.Datetime.to_string(due_at),
+        )
+        try:
+            with self.env.cr.savepoint():
+                self._run_action(verb, trigger="timer")
+            body = self.env._("Automatic %(verb)s started by the %(timer)s.", verb=verb, timer=timer)
+        except UserError as error:
+            body = self.env._(
+                "Automatic %(verb)s by the %(timer)s was refused: %(error)s "
+                "It will be tried again in an hour.",
+                verb=verb,
+                timer=timer,
+                error=error.args[0],
+            )
+        self.message_post(body=body)
+        self._set_lifecycle(timer_blocked_until=now + TIMER_RETRY_DELAY)

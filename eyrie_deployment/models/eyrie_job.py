@@ -1,0 +1,367 @@
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import timedelta
+
+from psycopg2 import errors as pg_errors
+
+from odoo import api, fields, models
+from odoo.tools import SQL
+
+from ..tools.executor import ClusterConnectionError, StepError
+from ..tools.template import TemplateRenderError
+
+_logger = logging.getLogger(__name__)
+
+JOB_STATES = [
+    ("pending", "Pending"),
+    ("running", "Running"),
+    ("done", "Done"),
+    ("failed", "Failed"),
+    ("cancelled", "Cancelled"),
+]
+JOB_ACTIONS = [
+    ("initialize", "Initialize"),
+    ("deploy", "Deploy"),
+    ("pause", "Pause"),
+    ("drop", "Drop"),
+]
+DEFAULT_STALE_MINUTES = 15
+DEFAULT_RUNNER_SECONDS = 50
+
+
+class JobFailure(Exception):
+    """A job failed; the message says which step and why."""
+
+
+class EyrieJob(models.Model):
+    """One run of a Deployment Book for one lifecycle action of a deployment.
+
+    Jobs are created pending by the lifecycle actions and executed by the job
+    runner cron (``_cron_run_jobs``). Each job is taken by exactly one runner,
+    whatever the number of Odoo workers or servers: a runner locks the row
+    with ``FOR UPDATE SKIP LOCKED`` and commits it as running before running
+    the book.
+    """
+
+    _name = "eyrie.job"
+    _description = "Eyrie Job"
+    _order = "id desc"
+    _rec_names_search = ["deployment_name", "action"]
+
+    deployment_id = fields.Many2one(
+        "eyrie.deployment", ondelete="set null", index=True, readonly=True
+    )
+    deployment_name = fields.Char(
+        required=True, readonly=True, help="Kept after the deployment is dropped."
+    )
+    book_id = fields.Many2one(
+        "eyrie.deployment.book", string="Book", required=True, ondelete="restrict", readonly=True
+    )
+    cluster_id = fields.Many2one(
+        "eyrie.cluster", required=True, ondelete="restrict", readonly=True
+    )
+    action = fields.Selection(JOB_ACTIONS, required=True, readonly=True)
+    state = fields.Selection(
+        JOB_STATES, default="pending", required=True, readonly=True, index=True
+    )
+    previous_job_id = fields.Many2one(
+        "eyrie.job",
+        string="After Job",
+        ondelete="set null",
+        readonly=True,
+        help="This job waits until that job is done; it is cancelled if that job fails.",
+    )
+    log = fields.Text(readonly=True)
+    error_message = fields.Text(readonly=True)
+    trigger = fields.Selection(
+        [("user", "User"), ("timer", "Timer")],
+        string="Started By",
+        required=True,
+        default="user",
+        readonly=True,
+    )
+    user_id = fields.Many2one(
+        "res.users", string="User", readonly=True, ondelete="set null"
+    )
+    started_at = fields.Datetime(readonly=True)
+    ended_at = fields.Datetime(readonly=True)
+    heartbeat_at = fields.Datetime(
+        readonly=True, help="Last sign of life of the worker running the job."
+    )
+    worker = fields.Char(readonly=True, help="Host and process that ran the job.")
+    duration = fields.Float(compute="_compute_duration", help="Seconds")
+
+    @api.depends("deployment_name", "action")
+    def _compute_display_name(self):
+        labels = dict(JOB_ACTIONS)
+        for job in self:
+            job.display_name = f"{job.deployment_name} · {labels.get(job.action, '')} #{job.id or ''}"
+
+    @api.depends("started_at", "ended_at")
+    def _compute_duration(self):
+        for job in self:
+            if job.started_at and job.ended_at:
+                job.duration = (job.ended_at - job.started_at).total_seconds()
+            else:
+                job.duration = 0.0
+
+    # ------------------------------------------------------------------
+    # Runner
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _cron_run_jobs(self, max_jobs=None):
+        """Run pending jobs until none is left or the time budget is spent."""
+        self._fail_stale_jobs()
+        budget = int(
+            self.env["ir.config_parameter"]
+            .sudo()
+            .get_param("eyrie.job_runner_seconds", DEFAULT_RUNNER_SECONDS)
+        )
+        deadline = time.monotonic() + budget
+        done = 0
+        while (max_jobs is None or done < max_jobs) and time.monotonic() < deadline:
+            job = self._acquire_next_job()
+            if job is None:
+                break
+            if job:
+                job._execute()
+                done += 1
+        remaining = self._count_runnable_jobs()
+        # A remaining count makes the cron run again at once.
+        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        return done
+
+    def _runnable_where(self):
+        return SQL(
+            """
+            job.state = 'pending'
+            AND (job.previous_job_id IS NULL OR EXISTS (
+                SELECT 1 FROM eyrie_job previous
+                 WHERE previous.id = job.previous_job_id AND previous.state = 'done'))
+            """
+        )
+
+    @api.model
+    def _count_runnable_jobs(self):
+        self.env.cr.execute(
+            SQL("SELECT count(*) FROM eyrie_job job WHERE %s", self._runnable_where())
+        )
+        return self.env.cr.fetchone()[0]
+
+    @api.model
+    def _acquire_next_job(self):
+        """Lock one runnable job and mark it running.
+
+        Returns the job, ``None`` when there is none, or an empty recordset
+        when another runner won the race for the row (try again)."""
+        self.flush_model()
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(
+                    SQL(
+                        """
+                        SELECT job.id FROM eyrie_job job
+                         WHERE %s
+                      ORDER BY job.id
+                         LIMIT 1
+                           FOR UPDATE SKIP LOCKED
+                        """,
+                        self._runnable_where(),
+                    )
+                )
+                row = self.env.cr.fetchone()
+        except pg_errors.SerializationFailure:
+            # Another runner took the row after our snapshot was taken.
+            self._commit()
+            return self.browse()
+        if not row:
+            return None
+        job = self.browse(row[0])
+        now = fields.Datetime.now()
+        job.write(
+            {
+                "state": "running",
+                "started_at": now,
+                "heartbeat_at": now,
+                "worker": f"{socket.gethostname()}:{os.getpid()}",
+                "log": False,
+                "error_message": False,
+            }
+        )
+        # Commit so that no other runner takes the job, and users see it run.
+        self._commit()
+        return job
+
+    def _execute(self):
+        self.ensure_one()
+        log = []
+        try:
+            self._run_steps(log)
+        except JobFailure as failure:
+            self._finish("failed", log, str(failure))
+        except Exception as error:  # noqa: BLE001 - one job must not stop the others
+            _logger.exception("Eyrie job %s failed unexpectedly", self.id)
+            self._finish("failed", log, self.env._("Unexpected error: %s", error))
+        else:
+            self._finish("done", log, False)
+
+    def _run_steps(self, log):
+        deployment = self.deployment_id
+        if not deployment:
+            raise JobFailure(self.env._("The deployment of this job no longer exists."))
+        context = deployment._template_context()
+        try:
+            executor = self.cluster_id._get_executor(deployment.namespace)
+        except ClusterConnectionError as error:
+            raise JobFailure(
+                self.env._("Cluster connection failed: %s", error)
+            ) from error
+        steps = self.book_id.step_ids
+        log.append(
+            self.env._(
+                "Book %(book)s on cluster %(cluster)s: %(count)s step(s)",
+                book=self.book_id.name,
+                cluster=self.cluster_id.name,
+                count=len(steps),
+            )
+        )
+        for position, step in enumerate(steps, start=1):
+            label = self.env._(
+                "Step %(position)s '%(name)s' (%(kind)s)",
+                position=position,
+                name=step.name,
+                kind=step.kind,
+            )
+            try:
+                documents = deployment._render_step(step, context)
+                lines = executor.run_step(step.kind, documents)
+            except (TemplateRenderError, StepError) as error:
+                log.append(f"{label}: FAILED")
+                raise JobFailure(f"{label} failed: {error}") from error
+            except ClusterConnectionError as error:
+                log.append(f"{label}: FAILED")
+                raise JobFailure(
+                    self.env._(
+                        "%(step)s failed: cluster connection failed: %(error)s",
+                        step=label,
+                        error=error,
+                    )
+                ) from error
+            log.append(f"{label}:")
+            log.extend(f"  {line}" for line in lines)
+            self._heartbeat(log)
+
+    def _heartbeat(self, log):
+        self.write({"heartbeat_at": fields.Datetime.now(), "log": "\n".join(log)})
+        # Progress is visible, and the stale-job check sees the worker alive.
+        self._commit()
+
+    def _finish(self, state, log, error_message):
+        self.flush_recordset()
+        self.env.cr.execute(
+            SQL("SELECT state FROM eyrie_job WHERE id = %s FOR UPDATE", self.id)
+        )
+        if self.env.cr.fetchone()[0] != "running":
+            # Marked failed as stale meanwhile; that verdict stands.
+            _logger.warning("Eyrie job %s ended after it was given up; result ignored", self.id)
+            self.invalidate_recordset()
+            return
+        self.write(
+            {
+                "state": state,
+                "ended_at": fields.Datetime.now(),
+                "log": "\n".join(log),
+                "error_message": error_message,
+            }
+        )
+        try:
+            with self.env.cr.savepoint():
+                self._apply_outcome()
+        except Exception as error:  # noqa: BLE001 - the job's verdict must be recorded
+            _logger.exception("Eyrie job %s: recording its outcome failed", self.id)
+            self.write(
+                {
+                    "state": "failed",
+                    "error_message": self.env._(
+                        "The book ran, but its outcome could not be recorded: %s", error
+                    ),
+                }
+            )
+            self._apply_outcome()
+        self._commit()
+
+    def _apply_outcome(self):
+        deployment = self.deployment_id
+        if self.state == "failed":
+            self._cancel_following_jobs()
+            if deployment:
+                deployment._on_job_failed(self)
+        elif self.state == "done" and deployment:
+            deployment._on_job_done(self)
+
+    def _cancel_following_jobs(self):
+        following = self.search(
+            [("previous_job_id", "in", self.ids), ("state", "=", "pending")]
+        )
+        for job in following:
+            job.write(
+                {
+                    "state": "cancelled",
+                    "ended_at": fields.Datetime.now(),
+                    "error_message": self.env._(
+                        "Not run: job %s before it failed.", self.display_name
+                    ),
+                }
+            )
+            job._cancel_following_jobs()
+
+    @api.model
+    def _fail_stale_jobs(self):
+        """Fail jobs left running by a worker that died (crash, restart, kill)."""
+        minutes = int(
+            self.env["ir.config_parameter"]
+            .sudo()
+            .get_param("eyrie.job_stale_minutes", DEFAULT_STALE_MINUTES)
+        )
+        limit = fields.Datetime.now() - timedelta(minutes=minutes)
+        self.flush_model()
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT id FROM eyrie_job
+                 WHERE state = 'running' AND heartbeat_at < %s
+                   FOR UPDATE SKIP LOCKED
+                """,
+                limit,
+            )
+        )
+        stale = self.browse([row[0] for row in self.env.cr.fetchall()])
+        for job in stale:
+            _logger.warning("Eyrie job %s: no heartbeat since %s, failing it", job.id, job.heartbeat_at)
+            job.write(
+                {
+                    "state": "failed",
+                    "ended_at": fields.Datetime.now(),
+                    "error_message": self.env._(
+                        "The worker running this job (%(worker)s) stopped answering: no "
+                        "sign of life since %(heartbeat)s UTC. Run the action again.",
+                        worker=job.worker,
+                        heartbeat=fields.Datetime.to_string(job.heartbeat_at),
+                    ),
+                }
+            )
+            job._apply_outcome()
+        if stale:
+            self._commit()
+        return stale
+
+    def _commit(self):
+        # Safe: the runner owns its cursor (cron), every commit ends a
+        # consistent unit (a job taken, a step logged, a job finished), and
+        # tests run inside one rolled-back transaction, so they never commit.
+        if not getattr(threading.current_thread(), "testing", False):
+            self.env.cr.commit()

@@ -1,0 +1,101 @@
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+BOOK_ACTIONS = ("initialize", "deploy", "pause", "drop")
+
+
+class EyrieScope(models.Model):
+    """A group of deployments sharing a cluster, default books and timers."""
+
+    _name = "eyrie.scope"
+    _description = "Eyrie Scope"
+    _inherit = ["mail.thread"]
+    _order = "name, id"
+
+    name = fields.Char(required=True, tracking=True)
+    active = fields.Boolean(default=True)
+    cluster_id = fields.Many2one(
+        "eyrie.cluster",
+        required=True,
+        ondelete="restrict",
+        tracking=True,
+        default=lambda self: self.env.ref(
+            "eyrie_deployment.eyrie_cluster_dry_run", raise_if_not_found=False
+        ),
+    )
+    allow_drop = fields.Boolean(
+        tracking=True,
+        help="Allow deployments of this scope to be dropped, by hand or by the drop timer.",
+    )
+    deployment_pause_after_seconds = fields.Integer(
+        string="Pause After (seconds)",
+        tracking=True,
+        help="Pause a deployment this many seconds after its last successful "
+        "deploy. 0 means never.",
+    )
+    deployment_drop_after_seconds = fields.Integer(
+        string="Drop After (seconds)",
+        tracking=True,
+        help="Drop a deployment this many seconds after its last successful "
+        "deploy, if the scope allows drop. 0 means never.",
+    )
+    deployment_initialize_book_id = fields.Many2one(
+        "eyrie.deployment.book", string="Initialize Book", ondelete="restrict"
+    )
+    deployment_deploy_book_id = fields.Many2one(
+        "eyrie.deployment.book", string="Deploy Book", ondelete="restrict"
+    )
+    deployment_pause_book_id = fields.Many2one(
+        "eyrie.deployment.book", string="Pause Book", ondelete="restrict"
+    )
+    deployment_drop_book_id = fields.Many2one(
+        "eyrie.deployment.book", string="Drop Book", ondelete="restrict"
+    )
+    deployment_ids = fields.One2many("eyrie.deployment", "scope_id")
+    deployment_count = fields.Integer(compute="_compute_deployment_count")
+
+    _sql_constraints = [
+        ("name_uniq", "unique(name)", "A scope with this name already exists."),
+        (
+            "timers_not_negative",
+            "CHECK(deployment_pause_after_seconds >= 0 "
+            "AND deployment_drop_after_seconds >= 0)",
+            "Pause and drop timers cannot be negative; use 0 for never.",
+        ),
+    ]
+
+    @api.depends("deployment_ids")
+    def _compute_deployment_count(self):
+        counts = dict(
+            self.env["eyrie.deployment"]._read_group(
+                [("scope_id", "in", self.ids)], ["scope_id"], ["__count"]
+            )
+        )
+        for scope in self:
+            scope.deployment_count = counts.get(scope, 0)
+
+    @api.constrains("deployment_pause_after_seconds", "deployment_drop_after_seconds")
+    def _check_timers(self):
+        for scope in self:
+            for field_name in (
+                "deployment_pause_after_seconds",
+                "deployment_drop_after_seconds",
+            ):
+                if scope[field_name] < 0:
+                    raise ValidationError(
+                        self.env._(
+                            "Scope %(scope)s: '%(field)s' cannot be negative; "
+                            "enter a number of seconds, or 0 for never.",
+                            scope=scope.name,
+                            field=self._fields[field_name].string,
+                        )
+                    )
+
+    def action_view_deployments(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "eyrie_deployment.eyrie_deployment_action"
+        )
+        action["domain"] = [("scope_id", "=", self.id)]
+        action["context"] = {"default_scope_id": self.id}
+        return action

@@ -1,0 +1,92 @@
+from xmlrpc.client import Fault
+
+from odoo.tests import HttpCase, get_db_name, new_test_user, tagged
+
+
+@tagged("post_install", "-at_install")
+class TestXmlRpc(HttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.user = new_test_user(
+            cls.env, login="eyrie_rpc", groups="eyrie_deployment.group_eyrie_user"
+        )
+        cluster = cls.env["eyrie.cluster"].create({"name": "RPC dry run", "dry_run": True})
+        steps = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ deployment.name }}\n"
+        books = {
+            action: cls.env["eyrie.deployment.book"].create(
+                {"name": f"RPC {action}", "step_ids": [(0, 0, {"name": action, "kind": "apply", "template": steps})]}
+            )
+            for action in ("initialize", "deploy", "pause", "drop")
+        }
+        cls.scope = cls.env["eyrie.scope"].create(
+            {
+                "name": "RPC scope",
+                "cluster_id": cluster.id,
+                "allow_drop": True,
+                **{f"deployment_{action}_book_id": book.id for action, book in books.items()},
+            }
+        )
+
+    def rpc(self, model, method, *args, **kwargs):
+        return self.xmlrpc_object.execute_kw(
+            get_db_name(), self.user.id, "eyrie_rpc", model, method, list(args), kwargs
+        )
+
+    def _read(self, deployment_id, fields):
+        return self.rpc("eyrie.deployment", "read", [deployment_id], fields)[0]
+
+    def test_lifecycle_over_xmlrpc(self):
+        deployment_id = self.rpc(
+            "eyrie.deployment",
+            "create",
+            {"name": "rpc-one", "deployment_type": "odoo", "scope_id": self.scope.id},
+        )
+        self.assertIs(self.rpc("eyrie.deployment", "action_deploy", [deployment_id]), True)
+        self.assertEqual(
+            self._read(deployment_id, ["repository_state", "state"])["state"], "initializing"
+        )
+        self.env["eyrie.job"]._cron_run_jobs()
+        self.assertEqual(
+            self._read(deployment_id, ["repository_state", "state"]),
+            {"id": deployment_id, "repository_state": "deploy", "state": "deploy"},
+        )
+        job_ids = self._read(deployment_id, ["job_ids"])["job_ids"]
+        jobs = self.rpc("eyrie.job", "read", job_ids, ["action", "state", "log"])
+        self.assertEqual(sorted(j["action"] for j in jobs), ["deploy", "initialize"])
+        self.assertTrue(all("would apply ConfigMap rpc-one" in j["log"] for j in jobs))
+
+        self.assertIs(self.rpc("eyrie.deployment", "action_pause", [deployment_id]), True)
+        self.env["eyrie.job"]._cron_run_jobs()
+        self.assertEqual(self._read(deployment_id, ["state"])["state"], "pause")
+
+        self.assertIs(self.rpc("eyrie.deployment", "action_drop", [deployment_id]), True)
+        self.env["eyrie.job"]._cron_run_jobs()
+        self.assertFalse(self.rpc("eyrie.deployment", "search", [("id", "=", deployment_id)]))
+        dropped = self.rpc("eyrie.job", "search_read", [("deployment_name", "=", "rpc-one")], ["action"])
+        self.assertEqual(len(dropped), 4)
+
+    def test_type_methods_are_not_callable(self):
+        deployment_id = self.rpc(
+            "eyrie.deployment",
+            "create",
+            {"name": "rpc-two", "deployment_type": "pgo", "scope_id": self.scope.id},
+        )
+        for method in ("odoo_action_deploy", "pgo_action_deploy", "pgo_action_pause", "pgo_action_drop", "_start_deploy"):
+            with self.subTest(method=method), self.assertRaisesRegex(Fault, "Private methods"):
+                self.rpc("eyrie.deployment", method, [deployment_id])
+        self.assertEqual(self._read(deployment_id, ["state"])["state"], "draft")
+        self.assertFalse(self._read(deployment_id, ["job_ids"])["job_ids"])
+
+    def test_refusals_carry_the_message(self):
+        deployment_id = self.rpc(
+            "eyrie.deployment",
+            "create",
+            {"name": "rpc-three", "deployment_type": "odoo", "scope_id": self.scope.id},
+        )
+        with self.assertRaisesRegex(Fault, "cannot be paused"):
+            self.rpc("eyrie.deployment", "action_pause", [deployment_id])
+        with self.assertRaisesRegex(Fault, "set by the deployment lifecycle"):
+            self.rpc("eyrie.deployment", "write", [deployment_id], {"state": "deploy"})
+        with self.assertRaisesRegex(Fault, "kubeconfig"):
+            self.rpc("eyrie.cluster", "read", [self.scope.cluster_id.id], ["kubeconfig"])

@@ -1,0 +1,2 @@
+from . import executor
+from . import template

@@ -1,7 +1,6 @@
 import json
 import logging
 import re
-import threading
 from datetime import timedelta
 
 from odoo import api, fields, models
@@ -9,6 +8,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
 from ..tools.template import render_documents
+from ..tools.transaction import commit_unless_testing
 from .eyrie_scope import BOOK_ACTIONS
 
 _logger = logging.getLogger(__name__)
@@ -207,7 +207,10 @@ class EyrieDeployment(models.Model):
     @api.depends("name")
     def _compute_namespace(self):
         for deployment in self:
-            if deployment.repository_state in (False, "draft") or not deployment.namespace:
+            if (
+                deployment.repository_state in (False, "draft")
+                or not deployment.namespace
+            ):
                 deployment.namespace = namespace_from_name(deployment.name)
 
     @api.depends("scope_id", "deployment_type")
@@ -253,7 +256,9 @@ class EyrieDeployment(models.Model):
             drop_after = scope.deployment_drop_after_seconds
             deployment.next_pause_at = (
                 deployed_at + timedelta(seconds=pause_after)
-                if deployed_at and pause_after > 0 and deployment.repository_state == "deploy"
+                if deployed_at
+                and pause_after > 0
+                and deployment.repository_state == "deploy"
                 else False
             )
             deployment.next_drop_at = (
@@ -294,10 +299,13 @@ class EyrieDeployment(models.Model):
     def _check_namespace(self):
         for deployment in self:
             namespace = deployment.namespace or ""
-            if len(namespace) > NAMESPACE_MAX_LENGTH or not NAMESPACE_RE.match(namespace):
+            if len(namespace) > NAMESPACE_MAX_LENGTH or not NAMESPACE_RE.match(
+                namespace
+            ):
                 raise ValidationError(
                     self.env._(
-                        "Namespace '%(namespace)s' of deployment %(name)s is not a valid "
+                        "Namespace '%(namespace)s' of deployment %(name)s is not a "
+                        "valid "
                         "DNS-1123 label: use at most 63 lower-case letters, digits and "
                         "'-', starting and ending with a letter or digit.",
                         namespace=namespace,
@@ -347,8 +355,10 @@ class EyrieDeployment(models.Model):
                 if book and not book._serves(deployment.deployment_type):
                     raise ValidationError(
                         self.env._(
-                            "%(field)s '%(book)s' serves deployments of type %(book_type)s, "
-                            "not %(type)s: choose a book for this type or one for any type.",
+                            "%(field)s '%(book)s' serves deployments of type "
+                            "%(book_type)s, "
+                            "not %(type)s: choose a book for this type or one for any "
+                            "type.",
                             field=self._fields[field_name].string,
                             book=book.name,
                             book_type=book.deployment_type,
@@ -379,7 +389,8 @@ class EyrieDeployment(models.Model):
             if changed:
                 raise UserError(
                     self.env._(
-                        "Deployment %(name)s has left draft: its %(fields)s can no longer "
+                        "Deployment %(name)s has left draft: its %(fields)s can no "
+                        "longer "
                         "change. Drop it and create a new deployment instead.",
                         name=changed[0].name,
                         fields=", ".join(
@@ -401,7 +412,8 @@ class EyrieDeployment(models.Model):
         if forbidden:
             raise UserError(
                 self.env._(
-                    "Fields %(fields)s are set by the deployment lifecycle only; use the "
+                    "Fields %(fields)s are set by the deployment lifecycle only; use "
+                    "the "
                     "Deploy, Pause and Drop actions instead of writing them.",
                     fields=", ".join(sorted(forbidden)),
                 )
@@ -413,7 +425,8 @@ class EyrieDeployment(models.Model):
             if deployment.active_job_id:
                 raise UserError(
                     self.env._(
-                        "Deployment %(name)s has a job in progress; wait for it to end.",
+                        "Deployment %(name)s has a job in progress; wait for it to "
+                        "end.",
                         name=deployment.name,
                     )
                 )
@@ -428,9 +441,7 @@ class EyrieDeployment(models.Model):
 
     def _is_dropped(self):
         self.ensure_one()
-        return any(
-            job.action == "drop" and job.state == "done" for job in self.job_ids
-        )
+        return any(job.action == "drop" and job.state == "done" for job in self.job_ids)
 
     # ------------------------------------------------------------------
     # Public lifecycle actions (form buttons, XML-RPC, timers)
@@ -490,10 +501,17 @@ class EyrieDeployment(models.Model):
                     "Deployment %(name)s is archived; restore it first.", name=self.name
                 )
             )
-        running = self.env["eyrie.job"].sudo().search(
-            [("deployment_id", "=", self.id), ("state", "in", ("pending", "running"))],
-            order="id",
-            limit=1,
+        running = (
+            self.env["eyrie.job"]
+            .sudo()
+            .search(
+                [
+                    ("deployment_id", "=", self.id),
+                    ("state", "in", ("pending", "running")),
+                ],
+                order="id",
+                limit=1,
+            )
         )
         if running:
             raise UserError(
@@ -608,7 +626,8 @@ class EyrieDeployment(models.Model):
         if not book:
             raise UserError(
                 self.env._(
-                    "Deployment %(name)s has no %(field)s: choose one on the deployment "
+                    "Deployment %(name)s has no %(field)s: choose one on the "
+                    "deployment "
                     "or set a default on scope %(scope)s.",
                     name=self.name,
                     field=self._fields[field_name].string,
@@ -641,7 +660,9 @@ class EyrieDeployment(models.Model):
         self.sudo().write(vals)
 
     def _wake_job_runner(self):
-        cron = self.env.ref("eyrie_deployment.ir_cron_run_jobs", raise_if_not_found=False)
+        cron = self.env.ref(
+            "eyrie_deployment.ir_cron_run_jobs", raise_if_not_found=False
+        )
         if cron:
             cron.sudo()._trigger()
 
@@ -727,7 +748,9 @@ class EyrieDeployment(models.Model):
         self._set_lifecycle(state="error", error_message=job.error_message)
         self.message_post(
             body=self.env._(
-                "The %(action)s job failed: %(error)s", action=job.action, error=job.error_message
+                "The %(action)s job failed: %(error)s",
+                action=job.action,
+                error=job.error_message,
             )
         )
 
@@ -741,13 +764,11 @@ class EyrieDeployment(models.Model):
         now = fields.Datetime.now()
         rows = self._fetch_due_timers(now, limit=batch_size + 1)
         batch = rows[:batch_size]
-        auto_commit = not getattr(threading.current_thread(), "testing", False)
         for deployment_id, verb in batch:
             self.browse(deployment_id)._fire_timer(verb, now)
-            if auto_commit:
-                # Each deployment's jobs are independent; committing keeps the
-                # work done if a later one crashes the worker.
-                self.env.cr.commit()
+            # Safe: each deployment's action is complete in itself; committing
+            # keeps it if a later one crashes the worker.
+            commit_unless_testing(self.env.cr)
         remaining = self._count_due_timers(now) if len(rows) > batch_size else 0
         self.env["ir.cron"]._notify_progress(done=len(batch), remaining=remaining)
         return len(batch)
@@ -811,7 +832,9 @@ class EyrieDeployment(models.Model):
         try:
             with self.env.cr.savepoint():
                 self._run_action(verb, trigger="timer")
-            body = self.env._("Automatic %(verb)s started by the %(timer)s.", verb=verb, timer=timer)
+            body = self.env._(
+                "Automatic %(verb)s started by the %(timer)s.", verb=verb, timer=timer
+            )
         except UserError as error:
             body = self.env._(
                 "Automatic %(verb)s by the %(timer)s was refused: %(error)s "

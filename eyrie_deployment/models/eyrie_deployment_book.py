@@ -11,9 +11,11 @@ class EyrieDeploymentBook(models.Model):
     name = fields.Char(required=True, translate=False)
     active = fields.Boolean(default=True)
     deployment_type = fields.Selection(
-        selection=lambda self: self.env["eyrie.deployment"]
-        ._fields["deployment_type"]
-        ._description_selection(self.env),
+        selection=lambda self: (
+            self.env["eyrie.deployment"]
+            ._fields["deployment_type"]
+            ._description_selection(self.env)
+        ),
         help="The deployment type this book serves; empty means any type.",
     )
     step_ids = fields.One2many(

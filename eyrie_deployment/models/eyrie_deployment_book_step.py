@@ -39,7 +39,8 @@ class EyrieDeploymentBookStep(models.Model):
             except TemplateSyntaxError as error:
                 raise ValidationError(
                     self.env._(
-                        "The template of step '%(step)s' is not valid Jinja2 (%(error)s). "
+                        "The template of step '%(step)s' is not valid Jinja2 "
+                        "(%(error)s). "
                         "Fix the template and save again.",
                         step=step.name,
                         error=syntax_error_message(error),

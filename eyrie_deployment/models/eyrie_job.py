@@ -12,6 +12,7 @@ from odoo.tools import SQL
 
 from ..tools.executor import ClusterConnectionError, StepError
 from ..tools.template import TemplateRenderError
+from ..tools.transaction import commit_unless_testing
 
 _logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class EyrieJob(models.Model):
         required=True, readonly=True, help="Kept after the deployment is dropped."
     )
     book_id = fields.Many2one(
-        "eyrie.deployment.book", string="Book", required=True, ondelete="restrict", readonly=True
+        "eyrie.deployment.book", required=True, ondelete="restrict", readonly=True
     )
     cluster_id = fields.Many2one(
         "eyrie.cluster", required=True, ondelete="restrict", readonly=True
@@ -72,7 +73,7 @@ class EyrieJob(models.Model):
         string="After Job",
         ondelete="set null",
         readonly=True,
-        help="This job waits until that job is done; it is cancelled if that job fails.",
+        help="This job waits until that job is done, and is cancelled if it fails.",
     )
     log = fields.Text(readonly=True)
     error_message = fields.Text(readonly=True)
@@ -83,9 +84,7 @@ class EyrieJob(models.Model):
         default="user",
         readonly=True,
     )
-    user_id = fields.Many2one(
-        "res.users", string="User", readonly=True, ondelete="set null"
-    )
+    user_id = fields.Many2one("res.users", readonly=True, ondelete="set null")
     started_at = fields.Datetime(readonly=True)
     ended_at = fields.Datetime(readonly=True)
     heartbeat_at = fields.Datetime(
@@ -98,7 +97,9 @@ class EyrieJob(models.Model):
     def _compute_display_name(self):
         labels = dict(JOB_ACTIONS)
         for job in self:
-            job.display_name = f"{job.deployment_name} · {labels.get(job.action, '')} #{job.id or ''}"
+            job.display_name = (
+                f"{job.deployment_name} · {labels.get(job.action, '')} #{job.id or ''}"
+            )
 
     @api.depends("started_at", "ended_at")
     def _compute_duration(self):
@@ -187,7 +188,8 @@ class EyrieJob(models.Model):
                 "state": "running",
                 "started_at": now,
                 "heartbeat_at": now,
-                "worker": f"{socket.gethostname()}:{os.getpid()}",
+                "worker": f"{socket.gethostname()}:{os.getpid()}:"
+                f"{threading.current_thread().name}",
                 "log": False,
                 "error_message": False,
             }
@@ -203,7 +205,7 @@ class EyrieJob(models.Model):
             self._run_steps(log)
         except JobFailure as failure:
             self._finish("failed", log, str(failure))
-        except Exception as error:  # noqa: BLE001 - one job must not stop the others
+        except Exception as error:
             _logger.exception("Eyrie job %s failed unexpectedly", self.id)
             self._finish("failed", log, self.env._("Unexpected error: %s", error))
         else:
@@ -267,7 +269,9 @@ class EyrieJob(models.Model):
         )
         if self.env.cr.fetchone()[0] != "running":
             # Marked failed as stale meanwhile; that verdict stands.
-            _logger.warning("Eyrie job %s ended after it was given up; result ignored", self.id)
+            _logger.warning(
+                "Eyrie job %s ended after it was given up; result ignored", self.id
+            )
             self.invalidate_recordset()
             return
         self.write(
@@ -281,7 +285,7 @@ class EyrieJob(models.Model):
         try:
             with self.env.cr.savepoint():
                 self._apply_outcome()
-        except Exception as error:  # noqa: BLE001 - the job's verdict must be recorded
+        except Exception as error:
             _logger.exception("Eyrie job %s: recording its outcome failed", self.id)
             self.write(
                 {
@@ -341,13 +345,18 @@ class EyrieJob(models.Model):
         )
         stale = self.browse([row[0] for row in self.env.cr.fetchall()])
         for job in stale:
-            _logger.warning("Eyrie job %s: no heartbeat since %s, failing it", job.id, job.heartbeat_at)
+            _logger.warning(
+                "Eyrie job %s: no heartbeat since %s, failing it",
+                job.id,
+                job.heartbeat_at,
+            )
             job.write(
                 {
                     "state": "failed",
                     "ended_at": fields.Datetime.now(),
                     "error_message": self.env._(
-                        "The worker running this job (%(worker)s) stopped answering: no "
+                        "The worker running this job (%(worker)s) stopped answering: "
+                        "no "
                         "sign of life since %(heartbeat)s UTC. Run the action again.",
                         worker=job.worker,
                         heartbeat=fields.Datetime.to_string(job.heartbeat_at),
@@ -360,8 +369,6 @@ class EyrieJob(models.Model):
         return stale
 
     def _commit(self):
-        # Safe: the runner owns its cursor (cron), every commit ends a
-        # consistent unit (a job taken, a step logged, a job finished), and
-        # tests run inside one rolled-back transaction, so they never commit.
-        if not getattr(threading.current_thread(), "testing", False):
-            self.env.cr.commit()
+        # Safe: the runner owns its cron cursor and every call ends a
+        # consistent unit (a job taken, a step logged, a job finished).
+        commit_unless_testing(self.env.cr)

@@ -25,7 +25,7 @@ class EyrieScope(models.Model):
     )
     allow_drop = fields.Boolean(
         tracking=True,
-        help="Allow deployments of this scope to be dropped, by hand or by the drop timer.",
+        help="Deployments of this scope may be dropped, by hand or by the drop timer.",
     )
     deployment_pause_after_seconds = fields.Integer(
         string="Pause After (seconds)",
@@ -58,8 +58,10 @@ class EyrieScope(models.Model):
         ("name_uniq", "unique(name)", "A scope with this name already exists."),
         (
             "timers_not_negative",
-            "CHECK(deployment_pause_after_seconds >= 0 "
-            "AND deployment_drop_after_seconds >= 0)",
+            (
+                "CHECK(deployment_pause_after_seconds >= 0 "
+                "AND deployment_drop_after_seconds >= 0)"
+            ),
             "Pause and drop timers cannot be negative; use 0 for never.",
         ),
     ]

@@ -5,3 +5,4 @@ from . import test_timers
 from . import test_job_runner
 from . import test_security
 from . import test_xmlrpc
+from . import test_concurrency

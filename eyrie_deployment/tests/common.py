@@ -88,7 +88,16 @@ class EyrieCase(TransactionCase):
                 "name": name,
                 "deployment_type": deployment_type,
                 "step_ids": [
-                    (0, 0, {"sequence": index, "name": step, "kind": kind, "template": tpl})
+                    (
+                        0,
+                        0,
+                        {
+                            "sequence": index,
+                            "name": step,
+                            "kind": kind,
+                            "template": tpl,
+                        },
+                    )
                     for index, (step, kind, tpl) in enumerate(steps)
                 ],
             }
@@ -96,7 +105,11 @@ class EyrieCase(TransactionCase):
 
     def _make_deployment(self, name="acme", deployment_type="odoo", **values):
         return self.env["eyrie.deployment"].create(
-            {"name": name, "deployment_type": deployment_type, "scope_id": self.scope.id}
+            {
+                "name": name,
+                "deployment_type": deployment_type,
+                "scope_id": self.scope.id,
+            }
             | values
         )
 

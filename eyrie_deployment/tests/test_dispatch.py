@@ -8,7 +8,9 @@ from .common import EyrieCase
 class TestDispatch(EyrieCase):
     def test_both_builtin_types_run_their_lifecycle(self):
         for deployment_type in ("odoo", "pgo"):
-            deployment = self._deployed(f"type-{deployment_type}", deployment_type=deployment_type)
+            deployment = self._deployed(
+                f"type-{deployment_type}", deployment_type=deployment_type
+            )
             deployment.action_pause()
             self._run_jobs()
             self.assertEqual(deployment.state, "pause")
@@ -37,9 +39,13 @@ class TestDispatch(EyrieCase):
         self.assertFalse(deployment.job_ids)
 
     def test_book_of_another_type_is_refused(self):
-        pgo_book = self._make_book("PGO only", [("ns", "apply", "{}")], deployment_type="pgo")
+        pgo_book = self._make_book(
+            "PGO only", [("ns", "apply", "{}")], deployment_type="pgo"
+        )
         deployment = self._make_deployment()
-        with self.assertRaisesMessage(Exception, "serves deployments of type pgo, not odoo"):
+        with self.assertRaisesMessage(
+            Exception, "serves deployments of type pgo, not odoo"
+        ):
             deployment.deployment_deploy_book_id = pgo_book
         # A scope default of another type is not picked for this deployment.
         self.scope.deployment_pause_book_id = pgo_book

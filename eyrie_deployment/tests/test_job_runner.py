@@ -34,7 +34,9 @@ class TestJobRunner(EyrieCase):
         deployment.action_deploy()
         self._run_jobs()
         self.assertEqual(deployment.state, "error")
-        self.assertIn("Cluster connection failed: Cluster Prod EU", deployment.error_message)
+        self.assertIn(
+            "Cluster connection failed: Cluster Prod EU", deployment.error_message
+        )
 
     def test_stale_running_job_is_failed(self):
         deployment = self._make_deployment()
@@ -46,7 +48,9 @@ class TestJobRunner(EyrieCase):
         self._run_jobs()
         self.assertEqual(job.state, "failed")
         self.assertIn("(host:42) stopped answering", job.error_message)
-        self.assertEqual((deployment.repository_state, deployment.state), ("initialize", "error"))
+        self.assertEqual(
+            (deployment.repository_state, deployment.state), ("initialize", "error")
+        )
         self.assertEqual(deployment.job_ids.sorted("id")[1].state, "cancelled")
 
     def test_recent_running_job_is_left_alone(self):
@@ -76,8 +80,17 @@ class TestJobRunner(EyrieCase):
         book = self._make_book(
             "Two steps",
             [
-                ("First", "apply", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\n"),
-                ("Second", "patch", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\ndata: {a: b}\n"),
+                (
+                    "First",
+                    "apply",
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\n",
+                ),
+                (
+                    "Second",
+                    "patch",
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\n"
+                    + "data: {a: b}\n",
+                ),
             ],
         )
         deployment = self._make_deployment()
@@ -86,5 +99,18 @@ class TestJobRunner(EyrieCase):
         self._run_jobs()
         log = deployment.job_ids.sorted("id")[1].log
         self.assertIn("Book Two steps on cluster Test dry run: 2 step(s)", log)
-        self.assertIn("Step 1 'First' (apply):\n  would apply ConfigMap one in namespace acme", log)
-        self.assertIn("Step 2 'Second' (patch):\n  would patch ConfigMap one in namespace acme", log)
+        self.assertIn(
+            "Step 1 'First' (apply):\n  would apply ConfigMap one in namespace acme",
+            log,
+        )
+        self.assertIn(
+            "Step 2 'Second' (patch):\n  would patch ConfigMap one in namespace acme",
+            log,
+        )
+
+    def test_job_runner_cron_record_runs_jobs(self):
+        cron = self.env.ref("eyrie_deployment.ir_cron_run_jobs")
+        deployment = self._make_deployment()
+        deployment.action_deploy()
+        cron.method_direct_trigger()
+        self.assertEqual(deployment.state, "deploy")

@@ -25,7 +25,9 @@ class TestLifecycle(EyrieCase):
         self.assertEqual(deploy_job.previous_job_id, initialize_job)
 
         self.assertEqual(self._run_jobs(), 2)
-        self.assertEqual((deployment.repository_state, deployment.state), ("deploy", "deploy"))
+        self.assertEqual(
+            (deployment.repository_state, deployment.state), ("deploy", "deploy")
+        )
         self.assertEqual(deployment.job_ids.mapped("state"), ["done", "done"])
         self.assertEqual(deployment.deployed_at, deploy_job.ended_at)
         self.assertIn("would apply Namespace acme", initialize_job.log)
@@ -40,25 +42,35 @@ class TestLifecycle(EyrieCase):
         self.assertEqual(job.deployment_name, "acme")
         self.assertEqual(job.cluster_id, self.cluster)
         self._run_jobs()
-        self.assertTrue(job.started_at and job.ended_at and job.started_at <= job.ended_at)
+        self.assertTrue(
+            job.started_at and job.ended_at and job.started_at <= job.ended_at
+        )
 
     def test_pause_then_resume(self):
         deployment = self._deployed()
         first_deployed_at = deployment.deployed_at
         deployment.action_pause()
-        self.assertEqual((deployment.repository_state, deployment.state), ("deploy", "pausing"))
+        self.assertEqual(
+            (deployment.repository_state, deployment.state), ("deploy", "pausing")
+        )
         self._run_jobs()
-        self.assertEqual((deployment.repository_state, deployment.state), ("pause", "pause"))
+        self.assertEqual(
+            (deployment.repository_state, deployment.state), ("pause", "pause")
+        )
         pause_job = deployment.job_ids.filtered(lambda j: j.action == "pause")
         self.assertEqual(deployment.paused_at, pause_job.ended_at)
-        self.assertIn("would scale Deployment acme in namespace acme to 0 replicas", pause_job.log)
+        self.assertIn(
+            "would scale Deployment acme in namespace acme to 0 replicas", pause_job.log
+        )
 
         deployment.action_deploy()
         # Resuming runs the deploy book only: the deployment is initialized.
         self.assertEqual(deployment.active_job_id.action, "deploy")
         self.assertEqual(deployment.state, "deploying")
         self._run_jobs()
-        self.assertEqual((deployment.repository_state, deployment.state), ("deploy", "deploy"))
+        self.assertEqual(
+            (deployment.repository_state, deployment.state), ("deploy", "deploy")
+        )
         self.assertGreaterEqual(deployment.deployed_at, first_deployed_at)
         self.assertEqual(
             deployment.job_ids.sorted("id").mapped("action"),
@@ -116,14 +128,22 @@ class TestLifecycle(EyrieCase):
         self.scope.allow_drop = False
         with self.assertRaisesMessage(UserError, "does not allow drop"):
             deployment.action_drop()
-        self.assertEqual((deployment.repository_state, deployment.state), ("deploy", "deploy"))
+        self.assertEqual(
+            (deployment.repository_state, deployment.state), ("deploy", "deploy")
+        )
         self.assertFalse(deployment.job_ids.filtered(lambda j: j.action == "drop"))
 
     def test_one_job_at_a_time(self):
         deployment = self._make_deployment()
         deployment.action_deploy()
-        for action in (deployment.action_deploy, deployment.action_pause, deployment.action_drop):
-            with self.assertRaisesMessage(UserError, "already has a initialize job in progress"):
+        for action in (
+            deployment.action_deploy,
+            deployment.action_pause,
+            deployment.action_drop,
+        ):
+            with self.assertRaisesMessage(
+                UserError, "already has a initialize job in progress"
+            ):
                 action()
         self.assertEqual(len(deployment.job_ids), 2)
 
@@ -132,7 +152,9 @@ class TestLifecycle(EyrieCase):
         self._set_book(deployment, "initialize", self.book_broken)
         deployment.action_deploy()
         self._run_jobs()
-        self.assertEqual((deployment.repository_state, deployment.state), ("initialize", "error"))
+        self.assertEqual(
+            (deployment.repository_state, deployment.state), ("initialize", "error")
+        )
         self.assertIn("Step 1 'Broken config' (apply) failed", deployment.error_message)
         self.assertIn("'no_such_variable' is undefined", deployment.error_message)
         initialize_job, deploy_job = deployment.job_ids.sorted("id")
@@ -146,7 +168,9 @@ class TestLifecycle(EyrieCase):
         pending = deployment.job_ids.filtered(lambda j: j.state == "pending")
         self.assertEqual(sorted(pending.mapped("action")), ["deploy", "initialize"])
         self._run_jobs()
-        self.assertEqual((deployment.repository_state, deployment.state), ("deploy", "deploy"))
+        self.assertEqual(
+            (deployment.repository_state, deployment.state), ("deploy", "deploy")
+        )
         self.assertFalse(deployment.error_message)
 
     def test_failed_resume_stays_pause(self):
@@ -156,7 +180,9 @@ class TestLifecycle(EyrieCase):
         self._set_book(deployment, "deploy", self.book_broken)
         deployment.action_deploy()
         self._run_jobs()
-        self.assertEqual((deployment.repository_state, deployment.state), ("pause", "error"))
+        self.assertEqual(
+            (deployment.repository_state, deployment.state), ("pause", "error")
+        )
         self.assertTrue(deployment.error_message)
 
     def test_failed_pause_and_update_stay_deploy(self):
@@ -164,18 +190,24 @@ class TestLifecycle(EyrieCase):
         self._set_book(deployment, "pause", self.book_broken)
         deployment.action_pause()
         self._run_jobs()
-        self.assertEqual((deployment.repository_state, deployment.state), ("deploy", "error"))
+        self.assertEqual(
+            (deployment.repository_state, deployment.state), ("deploy", "error")
+        )
         self.assertIn("Broken config", deployment.error_message)
 
         # Failed update: still deploy; then a successful update clears the error.
         self._set_book(deployment, "deploy", self.book_broken)
         deployment.action_deploy()
         self._run_jobs()
-        self.assertEqual((deployment.repository_state, deployment.state), ("deploy", "error"))
+        self.assertEqual(
+            (deployment.repository_state, deployment.state), ("deploy", "error")
+        )
         self._set_book(deployment, "deploy", self.book_deploy)
         deployment.action_deploy()
         self._run_jobs()
-        self.assertEqual((deployment.repository_state, deployment.state), ("deploy", "deploy"))
+        self.assertEqual(
+            (deployment.repository_state, deployment.state), ("deploy", "deploy")
+        )
         self.assertFalse(deployment.error_message)
 
     def test_failed_job_is_posted_in_chatter(self):

@@ -12,7 +12,9 @@ class TestSecurity(EyrieCase):
         self.assertTrue(self.manager.has_group("eyrie_deployment.group_eyrie_user"))
 
     def test_kubeconfig_is_manager_only(self):
-        self.cluster.kubeconfig = "apiVersion: v1\nusers: [{name: x, user: {token: abc}}]"
+        self.cluster.kubeconfig = (
+            "apiVersion: v1\nusers: [{name: x, user: {token: abc}}]"
+        )
         with self.assertRaises(AccessError):
             self.cluster.with_user(self.user).read(["kubeconfig"])
         with self.assertRaises(AccessError):
@@ -32,8 +34,12 @@ class TestSecurity(EyrieCase):
             self.scope.with_user(self.user).allow_drop = False
 
     def test_user_operates_deployments(self):
-        deployment = self.env["eyrie.deployment"].with_user(self.user).create(
-            {"name": "mine", "deployment_type": "pgo", "scope_id": self.scope.id}
+        deployment = (
+            self.env["eyrie.deployment"]
+            .with_user(self.user)
+            .create(
+                {"name": "mine", "deployment_type": "pgo", "scope_id": self.scope.id}
+            )
         )
         deployment.action_deploy()
         self._run_jobs()
@@ -51,12 +57,20 @@ class TestSecurity(EyrieCase):
             {"repository_state": "deploy"},
             {"deployed_at": "2020-01-01 00:00:00"},
         ):
-            with self.subTest(vals=vals), self.assertRaisesMessage(UserError, "set by the deployment lifecycle"):
+            with (
+                self.subTest(vals=vals),
+                self.assertRaisesMessage(UserError, "set by the deployment lifecycle"),
+            ):
                 deployment.write(vals)
         self.assertEqual(deployment.state, "draft")
         with self.assertRaisesMessage(UserError, "set by the deployment lifecycle"):
             self.env["eyrie.deployment"].with_user(self.user).create(
-                {"name": "x", "deployment_type": "odoo", "scope_id": self.scope.id, "state": "deploy"}
+                {
+                    "name": "x",
+                    "deployment_type": "odoo",
+                    "scope_id": self.scope.id,
+                    "state": "deploy",
+                }
             )
 
     def test_jobs_are_read_only_for_users(self):

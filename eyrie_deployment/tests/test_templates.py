@@ -19,12 +19,24 @@ class TestTemplates(EyrieCase):
             ValidationError, r"step 'Bad' is not valid Jinja2 \(line 2: .*\)"
         ):
             self.book_deploy.write(
-                {"step_ids": [(0, 0, {"name": "Bad", "kind": "apply", "template": "a: 1\nb: {{ x "})]}
+                {
+                    "step_ids": [
+                        (
+                            0,
+                            0,
+                            {
+                                "name": "Bad",
+                                "kind": "apply",
+                                "template": "a: 1\nb: {{ x ",
+                            },
+                        )
+                    ]
+                }
             )
         self.assertEqual(len(self.book_deploy.step_ids), 1)
 
     def test_template_sees_plain_data(self):
-        deployment, job = self._deploy_with(
+        _deployment, job = self._deploy_with(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
             "  name: {{ deployment.type }}-{{ scope.id }}-{{ values.size }}\n"
             "  namespace: {{ namespace }}-x\n",
@@ -52,16 +64,35 @@ class TestTemplates(EyrieCase):
 
     def test_objects_are_validated_per_kind(self):
         cases = [
-            ("apply", "kind: ConfigMap\nmetadata:\n  name: x\n", "'apiVersion' is missing"),
+            (
+                "apply",
+                "kind: ConfigMap\nmetadata:\n  name: x\n",
+                "'apiVersion' is missing",
+            ),
             ("apply", "apiVersion: v1\nmetadata:\n  name: x\n", "'kind' is missing"),
             ("apply", "- 1\n- 2\n", "expected a mapping"),
-            ("scale", "kind: Deployment\nmetadata:\n  name: x\nspec:\n  replicas: -1\n", "spec.replicas"),
-            ("scale", "kind: Service\nmetadata:\n  name: x\nspec:\n  replicas: 1\n", "not Service"),
-            ("wait", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\nwait:\n  for: ready\n", "'wait.for' must be one of"),
+            (
+                "scale",
+                "kind: Deployment\nmetadata:\n  name: x\nspec:\n  replicas: -1\n",
+                "spec.replicas",
+            ),
+            (
+                "scale",
+                "kind: Service\nmetadata:\n  name: x\nspec:\n  replicas: 1\n",
+                "not Service",
+            ),
+            (
+                "wait",
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n"
+                + "wait:\n  for: ready\n",
+                "'wait.for' must be one of",
+            ),
         ]
         for index, (kind, template, message) in enumerate(cases):
             with self.subTest(kind=kind, message=message):
-                deployment, job = self._deploy_with(template, kind=kind, name=f"case-{index}")
+                deployment, job = self._deploy_with(
+                    template, kind=kind, name=f"case-{index}"
+                )
                 self.assertEqual(job.state, "failed")
                 self.assertIn(message, deployment.error_message)
 
@@ -80,7 +111,9 @@ class TestTemplates(EyrieCase):
     def test_values_must_be_a_json_object(self):
         with self.assertRaisesMessage(ValidationError, "not valid JSON"):
             self._make_deployment("v1", values="{replicas: 2}")
-        with self.assertRaisesMessage(ValidationError, "must be a JSON object.*not a list"):
+        with self.assertRaisesMessage(
+            ValidationError, "must be a JSON object.*not a list"
+        ):
             self._make_deployment("v2", values="[1, 2]")
 
     def test_namespace_is_a_dns_label(self):

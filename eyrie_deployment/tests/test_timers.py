@@ -15,7 +15,10 @@ class TestTimers(EyrieCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.scope.write(
-            {"deployment_pause_after_seconds": 3600, "deployment_drop_after_seconds": 86400}
+            {
+                "deployment_pause_after_seconds": 3600,
+                "deployment_drop_after_seconds": 86400,
+            }
         )
 
     def _deploy_at(self, when, name="acme"):
@@ -70,7 +73,9 @@ class TestTimers(EyrieCase):
         deployment = self._deploy_at(T0)
         self.assertEqual(self._cron(T0 + timedelta(days=2)), 1)
         self.assertEqual(deployment.active_job_id.action, "drop")
-        self.assertEqual(len(deployment.job_ids.filtered(lambda j: j.action == "pause")), 0)
+        self.assertEqual(
+            len(deployment.job_ids.filtered(lambda j: j.action == "pause")), 0
+        )
 
     def test_no_drop_timer_without_allow_drop(self):
         self.scope.allow_drop = False
@@ -96,7 +101,9 @@ class TestTimers(EyrieCase):
         with freeze_time(T0 + timedelta(minutes=10)):
             deployment.action_deploy()
             self._run_jobs()
-        self.assertEqual((deployment.repository_state, deployment.state), ("deploy", "error"))
+        self.assertEqual(
+            (deployment.repository_state, deployment.state), ("deploy", "error")
+        )
         self.assertEqual(self._cron(T0 + timedelta(hours=1)), 1)
         self.assertEqual(deployment.active_job_id.action, "pause")
 
@@ -127,11 +134,16 @@ class TestTimers(EyrieCase):
     def test_batches(self):
         deployments = self.env["eyrie.deployment"]
         for index in range(5):
-            deployments |= self._deploy_at(T0 + timedelta(seconds=index), f"batch-{index}")
+            deployments |= self._deploy_at(
+                T0 + timedelta(seconds=index), f"batch-{index}"
+            )
         when = T0 + timedelta(hours=1, minutes=1)
         self.assertEqual(self._cron(when, batch_size=2), 2)
         # Oldest due first.
-        self.assertEqual(set(deployments.filtered(lambda d: d.state == "pausing").mapped("name")), {"batch-0", "batch-1"})
+        self.assertEqual(
+            set(deployments.filtered(lambda d: d.state == "pausing").mapped("name")),
+            {"batch-0", "batch-1"},
+        )
         with freeze_time(when):
             self.assertEqual(self.env["eyrie.deployment"]._count_due_timers(when), 3)
         self.assertEqual(self._cron(when, batch_size=2), 2)
@@ -143,8 +155,21 @@ class TestTimers(EyrieCase):
         deployment = self._deploy_at(T0)
         Deployment = self.env["eyrie.deployment"]
         with freeze_time(T0 + timedelta(minutes=30)):
-            self.assertNotIn(deployment, Deployment.search([("is_pause_due", "=", True)]))
+            self.assertNotIn(
+                deployment, Deployment.search([("is_pause_due", "=", True)])
+            )
         with freeze_time(T0 + timedelta(hours=2)):
             self.assertIn(deployment, Deployment.search([("is_pause_due", "=", True)]))
-            self.assertNotIn(deployment, Deployment.search([("is_drop_due", "=", True)]))
+            self.assertNotIn(
+                deployment, Deployment.search([("is_drop_due", "=", True)])
+            )
             self.assertIn(deployment, Deployment.search([("is_drop_due", "=", False)]))
+
+    def test_timer_cron_record_runs_the_timers(self):
+        cron = self.env.ref("eyrie_deployment.ir_cron_deployment_timers")
+        self.assertEqual((cron.interval_number, cron.interval_type), (5, "minutes"))
+        deployment = self._deploy_at(T0)
+        with freeze_time(T0 + timedelta(hours=1)):
+            cron.method_direct_trigger()
+        self.assertEqual(deployment.state, "pausing")
+        self.assertEqual(deployment.active_job_id.trigger, "timer")

@@ -11,11 +11,21 @@ class TestXmlRpc(HttpCase):
         cls.user = new_test_user(
             cls.env, login="eyrie_rpc", groups="eyrie_deployment.group_eyrie_user"
         )
-        cluster = cls.env["eyrie.cluster"].create({"name": "RPC dry run", "dry_run": True})
-        steps = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ deployment.name }}\n"
+        cluster = cls.env["eyrie.cluster"].create(
+            {"name": "RPC dry run", "dry_run": True}
+        )
+        steps = (
+            "apiVersion: v1\nkind: ConfigMap\n"
+            "metadata:\n  name: {{ deployment.name }}\n"
+        )
         books = {
             action: cls.env["eyrie.deployment.book"].create(
-                {"name": f"RPC {action}", "step_ids": [(0, 0, {"name": action, "kind": "apply", "template": steps})]}
+                {
+                    "name": f"RPC {action}",
+                    "step_ids": [
+                        (0, 0, {"name": action, "kind": "apply", "template": steps})
+                    ],
+                }
             )
             for action in ("initialize", "deploy", "pause", "drop")
         }
@@ -24,7 +34,10 @@ class TestXmlRpc(HttpCase):
                 "name": "RPC scope",
                 "cluster_id": cluster.id,
                 "allow_drop": True,
-                **{f"deployment_{action}_book_id": book.id for action, book in books.items()},
+                **{
+                    f"deployment_{action}_book_id": book.id
+                    for action, book in books.items()
+                },
             }
         )
 
@@ -42,9 +55,12 @@ class TestXmlRpc(HttpCase):
             "create",
             {"name": "rpc-one", "deployment_type": "odoo", "scope_id": self.scope.id},
         )
-        self.assertIs(self.rpc("eyrie.deployment", "action_deploy", [deployment_id]), True)
+        self.assertIs(
+            self.rpc("eyrie.deployment", "action_deploy", [deployment_id]), True
+        )
         self.assertEqual(
-            self._read(deployment_id, ["repository_state", "state"])["state"], "initializing"
+            self._read(deployment_id, ["repository_state", "state"])["state"],
+            "initializing",
         )
         self.env["eyrie.job"]._cron_run_jobs()
         self.assertEqual(
@@ -56,14 +72,25 @@ class TestXmlRpc(HttpCase):
         self.assertEqual(sorted(j["action"] for j in jobs), ["deploy", "initialize"])
         self.assertTrue(all("would apply ConfigMap rpc-one" in j["log"] for j in jobs))
 
-        self.assertIs(self.rpc("eyrie.deployment", "action_pause", [deployment_id]), True)
+        self.assertIs(
+            self.rpc("eyrie.deployment", "action_pause", [deployment_id]), True
+        )
         self.env["eyrie.job"]._cron_run_jobs()
         self.assertEqual(self._read(deployment_id, ["state"])["state"], "pause")
 
-        self.assertIs(self.rpc("eyrie.deployment", "action_drop", [deployment_id]), True)
+        self.assertIs(
+            self.rpc("eyrie.deployment", "action_drop", [deployment_id]), True
+        )
         self.env["eyrie.job"]._cron_run_jobs()
-        self.assertFalse(self.rpc("eyrie.deployment", "search", [("id", "=", deployment_id)]))
-        dropped = self.rpc("eyrie.job", "search_read", [("deployment_name", "=", "rpc-one")], ["action"])
+        self.assertFalse(
+            self.rpc("eyrie.deployment", "search", [("id", "=", deployment_id)])
+        )
+        dropped = self.rpc(
+            "eyrie.job",
+            "search_read",
+            [("deployment_name", "=", "rpc-one")],
+            ["action"],
+        )
         self.assertEqual(len(dropped), 4)
 
     def test_type_methods_are_not_callable(self):
@@ -72,8 +99,17 @@ class TestXmlRpc(HttpCase):
             "create",
             {"name": "rpc-two", "deployment_type": "pgo", "scope_id": self.scope.id},
         )
-        for method in ("odoo_action_deploy", "pgo_action_deploy", "pgo_action_pause", "pgo_action_drop", "_start_deploy"):
-            with self.subTest(method=method), self.assertRaisesRegex(Fault, "Private methods"):
+        for method in (
+            "odoo_action_deploy",
+            "pgo_action_deploy",
+            "pgo_action_pause",
+            "pgo_action_drop",
+            "_start_deploy",
+        ):
+            with (
+                self.subTest(method=method),
+                self.assertRaisesRegex(Fault, "Private methods"),
+            ):
                 self.rpc("eyrie.deployment", method, [deployment_id])
         self.assertEqual(self._read(deployment_id, ["state"])["state"], "draft")
         self.assertFalse(self._read(deployment_id, ["job_ids"])["job_ids"])
@@ -89,4 +125,6 @@ class TestXmlRpc(HttpCase):
         with self.assertRaisesRegex(Fault, "set by the deployment lifecycle"):
             self.rpc("eyrie.deployment", "write", [deployment_id], {"state": "deploy"})
         with self.assertRaisesRegex(Fault, "kubeconfig"):
-            self.rpc("eyrie.cluster", "read", [self.scope.cluster_id.id], ["kubeconfig"])
+            self.rpc(
+                "eyrie.cluster", "read", [self.scope.cluster_id.id], ["kubeconfig"]
+            )

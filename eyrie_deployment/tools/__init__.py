@@ -1,2 +1,3 @@
 from . import executor
 from . import template
+from . import transaction

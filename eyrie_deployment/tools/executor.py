@@ -104,8 +104,7 @@ def _validate_wait(obj, index):
     _require(
         isinstance(wait, dict),
         index,
-        "a wait step needs a 'wait' mapping with 'for' "
-        f"({', '.join(WAIT_CONDITIONS)})",
+        f"a wait step needs a 'wait' mapping with 'for' ({', '.join(WAIT_CONDITIONS)})",
     )
     _require(
         wait.get("for") in WAIT_CONDITIONS,

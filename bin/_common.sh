@@ -54,7 +54,7 @@ ensure_odoo() {
 }
 
 ensure_python_deps() {
-    if ! "$PYTHON" -c 'import jinja2, yaml, kubernetes, pytest_odoo, freezegun' 2>/dev/null; then
+    if ! "$PYTHON" -c 'import jinja2, yaml, kubernetes, kmock, pytest_asyncio, pytest_odoo, freezegun' 2>/dev/null; then
         say "installing Eyrie's Python requirements"
         "$PYTHON" -m pip install -q -r "$EYRIE_ROOT/requirements.txt" \
             || die "could not install requirements.txt"

@@ -1,13 +1,28 @@
 from odoo import fields, models
+from odoo.exceptions import UserError
 
-from ..tools.executor import ClusterConnectionError, DryRunExecutor
+from ..tools.executor import (
+    ClusterConnectionError,
+    DryRunExecutor,
+    StepError,
+    TransientStepError,
+)
+from ..tools.kubernetes_executor import (
+    KubernetesExecutor,
+    forget_clients,
+    get_client,
+    server_version,
+)
 
 
 class EyrieCluster(models.Model):
     """A Kubernetes cluster where Deployment Books run.
 
     A dry-run cluster renders and validates every step and writes to the job
-    log what it would send, without contacting anything.
+    log what it would send, without contacting anything. Any other cluster is
+    reached through the official Kubernetes client, with ``kubeconfig`` (and
+    ``context``), or with the pod's service account when Odoo runs inside the
+    cluster and ``kubeconfig`` is empty.
     """
 
     _name = "eyrie.cluster"
@@ -24,7 +39,8 @@ class EyrieCluster(models.Model):
     )
     kubeconfig = fields.Text(
         groups="eyrie_deployment.group_eyrie_manager",
-        help="Kubeconfig used to reach the cluster. Readable by Eyrie managers only.",
+        help="Kubeconfig used to reach the cluster. Readable by Eyrie managers only. "
+        "Leave empty when Odoo runs in the cluster: its service account is used.",
     )
     context = fields.Char(
         help="Kubeconfig context to use; empty means the kubeconfig's current context."
@@ -36,15 +52,55 @@ class EyrieCluster(models.Model):
         ("name_uniq", "unique(name)", "A cluster with this name already exists."),
     ]
 
-    def _get_executor(self, default_namespace):
+    def write(self, vals):
+        if {"kubeconfig", "context", "dry_run"} & vals.keys():
+            for cluster in self:
+                forget_clients(cluster._client_key())
+        return super().write(vals)
+
+    def action_test_connection(self):
+        """Show the server version, or the exact reason it cannot be reached."""
+        self.ensure_one()
+        # Managers only: it connects with the cluster's credentials.
+        self.check_access("write")
+        if self.dry_run:
+            message = self.env._(
+                "%(cluster)s is a dry-run cluster: nothing to connect to.",
+                cluster=self.name,
+            )
+        else:
+            try:
+                version = server_version(*self._client_arguments())
+            except (StepError, ClusterConnectionError, TransientStepError) as error:
+                raise UserError(
+                    self.env._(
+                        "Connection to cluster %(cluster)s failed: %(error)s",
+                        cluster=self.name,
+                        error=error,
+                    )
+                ) from error
+            message = self.env._(
+                "Connected to cluster %(cluster)s: Kubernetes %(version)s.",
+                cluster=self.name,
+                version=version,
+            )
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {"message": message, "type": "success", "sticky": False},
+        }
+
+    def _client_key(self):
+        return (self.env.cr.dbname, self.id)
+
+    def _client_arguments(self):
+        cluster = self.sudo()
+        return (self.name, self._client_key(), cluster.kubeconfig, cluster.context)
+
+    def _get_executor(self, default_namespace, labels=None):
         """Return the executor that runs book steps on this cluster."""
         self.ensure_one()
         if self.dry_run:
-            return DryRunExecutor(self.name, default_namespace)
-        raise ClusterConnectionError(
-            self.env._(
-                "Cluster %(cluster)s: this version of Eyrie can only run books on "
-                "dry-run clusters; enable 'Dry run' on the cluster.",
-                cluster=self.name,
-            )
-        )
+            return DryRunExecutor(self.name, default_namespace, labels)
+        client = get_client(*self._client_arguments())
+        return KubernetesExecutor(self.name, default_namespace, labels, client)

@@ -7,6 +7,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
+from ..tools.executor import DEPLOYMENT_LABEL, MANAGED_BY_LABEL
 from ..tools.template import render_documents
 from ..tools.transaction import commit_unless_testing
 from .eyrie_scope import BOOK_ACTIONS
@@ -704,6 +705,12 @@ class EyrieDeployment(models.Model):
             "namespace": self.namespace,
             "values": self._parse_values(),
         }
+
+    def _cluster_labels(self):
+        """Labels of every object Eyrie creates for this deployment, so that
+        drop books and audits find them."""
+        self.ensure_one()
+        return {MANAGED_BY_LABEL: "eyrie", DEPLOYMENT_LABEL: str(self.id)}
 
     def _render_step(self, step, context):
         """Objects of ``step`` rendered for this deployment; a type may add to them."""

@@ -10,7 +10,12 @@ from psycopg2 import errors as pg_errors
 from odoo import api, fields, models
 from odoo.tools import SQL
 
-from ..tools.executor import ClusterConnectionError, StepError
+from ..tools.executor import (
+    ClusterConnectionError,
+    StepError,
+    StepPending,
+    TransientStepError,
+)
 from ..tools.template import TemplateRenderError
 from ..tools.transaction import commit_unless_testing
 
@@ -31,10 +36,22 @@ JOB_ACTIONS = [
 ]
 DEFAULT_STALE_MINUTES = 15
 DEFAULT_RUNNER_SECONDS = 50
+# Transient failures (5xx, 429, unreachable cluster): 5 attempts in all,
+# about two minutes, without a worker ever sleeping.
+MAX_ATTEMPTS = 5
+RETRY_DELAYS = (5, 10, 20, 40)
 
 
 class JobFailure(Exception):
     """A job failed; the message says which step and why."""
+
+
+class JobYield(Exception):
+    """The job gives its worker back and resumes at ``not_before``."""
+
+    def __init__(self, not_before):
+        super().__init__(not_before)
+        self.not_before = not_before
 
 
 class EyrieJob(models.Model):
@@ -91,6 +108,22 @@ class EyrieJob(models.Model):
         readonly=True, help="Last sign of life of the worker running the job."
     )
     worker = fields.Char(readonly=True, help="Host and process that ran the job.")
+    step_index = fields.Integer(
+        string="Steps Done",
+        readonly=True,
+        help="Steps of the book already done; a resumed job goes on from there.",
+    )
+    not_before = fields.Datetime(
+        readonly=True,
+        index="btree_not_null",
+        help="A waiting or retrying job is not resumed before this time.",
+    )
+    attempt = fields.Integer(
+        readonly=True, help="Failed attempts of the current step (transient errors)."
+    )
+    wait_deadline = fields.Datetime(
+        readonly=True, help="When the wait of the current step times out."
+    )
     duration = fields.Float(compute="_compute_duration", help="Seconds")
 
     @api.depends("deployment_name", "action")
@@ -134,17 +167,34 @@ class EyrieJob(models.Model):
         remaining = self._count_runnable_jobs()
         # A remaining count makes the cron run again at once.
         self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
+        self._schedule_next_resume()
         return done
 
     def _runnable_where(self):
         return SQL(
             """
             job.state = 'pending'
+            AND (job.not_before IS NULL OR job.not_before <= %s)
             AND (job.previous_job_id IS NULL OR EXISTS (
                 SELECT 1 FROM eyrie_job previous
                  WHERE previous.id = job.previous_job_id AND previous.state = 'done'))
-            """
+            """,
+            fields.Datetime.now(),
         )
+
+    @api.model
+    def _schedule_next_resume(self):
+        """Wake the runner when the first waiting job is due again."""
+        self.env.cr.execute(
+            SQL(
+                "SELECT min(not_before) FROM eyrie_job "
+                "WHERE state = 'pending' AND not_before > %s",
+                fields.Datetime.now(),
+            )
+        )
+        resume_at = self.env.cr.fetchone()[0]
+        if resume_at:
+            self.env.ref("eyrie_deployment.ir_cron_run_jobs").sudo()._trigger(resume_at)
 
     @api.model
     def _count_runnable_jobs(self):
@@ -183,26 +233,26 @@ class EyrieJob(models.Model):
             return None
         job = self.browse(row[0])
         now = fields.Datetime.now()
-        job.write(
-            {
-                "state": "running",
-                "started_at": now,
-                "heartbeat_at": now,
-                "worker": f"{socket.gethostname()}:{os.getpid()}:"
-                f"{threading.current_thread().name}",
-                "log": False,
-                "error_message": False,
-            }
-        )
+        vals = {
+            "state": "running",
+            "heartbeat_at": now,
+            "worker": f"{socket.gethostname()}:{os.getpid()}:"
+            f"{threading.current_thread().name}",
+        }
+        if not job.started_at:
+            vals["started_at"] = now
+        job.write(vals)
         # Commit so that no other runner takes the job, and users see it run.
         self._commit()
         return job
 
     def _execute(self):
         self.ensure_one()
-        log = []
+        log = self.log.splitlines() if self.log else []
         try:
             self._run_steps(log)
+        except JobYield as pause:
+            self._yield(log, pause.not_before)
         except JobFailure as failure:
             self._finish("failed", log, str(failure))
         except Exception as error:
@@ -216,22 +266,28 @@ class EyrieJob(models.Model):
         if not deployment:
             raise JobFailure(self.env._("The deployment of this job no longer exists."))
         context = deployment._template_context()
-        try:
-            executor = self.cluster_id._get_executor(deployment.namespace)
-        except ClusterConnectionError as error:
-            raise JobFailure(
-                self.env._("Cluster connection failed: %s", error)
-            ) from error
         steps = self.book_id.step_ids
-        log.append(
-            self.env._(
-                "Book %(book)s on cluster %(cluster)s: %(count)s step(s)",
-                book=self.book_id.name,
-                cluster=self.cluster_id.name,
-                count=len(steps),
+        if not log:
+            log.append(
+                self.env._(
+                    "Book %(book)s on cluster %(cluster)s: %(count)s step(s)",
+                    book=self.book_id.name,
+                    cluster=self.cluster_id.name,
+                    count=len(steps),
+                )
             )
-        )
+        connection = self.env._("Cluster connection")
+        try:
+            executor = self.cluster_id._get_executor(
+                deployment.namespace, deployment._cluster_labels()
+            )
+        except (ClusterConnectionError, TransientStepError) as error:
+            self._retry_or_fail(connection, error, log)
+        except StepError as error:
+            raise JobFailure(f"{connection} failed: {error}") from error
         for position, step in enumerate(steps, start=1):
+            if position <= self.step_index:
+                continue
             label = self.env._(
                 "Step %(position)s '%(name)s' (%(kind)s)",
                 position=position,
@@ -241,21 +297,83 @@ class EyrieJob(models.Model):
             try:
                 documents = deployment._render_step(step, context)
                 lines = executor.run_step(step.kind, documents)
+            except StepPending as pending:
+                self._wait_or_fail(label, pending, log)
+            except (ClusterConnectionError, TransientStepError) as error:
+                self._retry_or_fail(label, error, log)
             except (TemplateRenderError, StepError) as error:
                 log.append(f"{label}: FAILED")
                 raise JobFailure(f"{label} failed: {error}") from error
-            except ClusterConnectionError as error:
-                log.append(f"{label}: FAILED")
-                raise JobFailure(
-                    self.env._(
-                        "%(step)s failed: cluster connection failed: %(error)s",
-                        step=label,
-                        error=error,
-                    )
-                ) from error
             log.append(f"{label}:")
             log.extend(f"  {line}" for line in lines)
+            self.write({"step_index": position, "attempt": 0, "wait_deadline": False})
             self._heartbeat(log)
+
+    def _wait_or_fail(self, label, pending, log):
+        """Yield until the next check, or fail once the wait timed out."""
+        now = fields.Datetime.now()
+        if not self.wait_deadline:
+            log.append(
+                self.env._(
+                    "%(step)s: waiting up to %(timeout)s s: %(status)s",
+                    step=label,
+                    timeout=pending.timeout,
+                    status=pending.status,
+                )
+            )
+            self.wait_deadline = now + timedelta(seconds=pending.timeout)
+        elif now >= self.wait_deadline:
+            log.append(f"{label}: FAILED")
+            raise JobFailure(
+                self.env._(
+                    "%(step)s failed: timed out after %(timeout)s s: %(status)s",
+                    step=label,
+                    timeout=pending.timeout,
+                    status=pending.status,
+                )
+            )
+        raise JobYield(now + timedelta(seconds=pending.interval))
+
+    def _retry_or_fail(self, label, error, log):
+        """Yield until the next attempt, or fail after the last one."""
+        attempt = self.attempt + 1
+        if attempt >= MAX_ATTEMPTS:
+            log.append(f"{label}: FAILED")
+            raise JobFailure(
+                self.env._(
+                    "%(step)s failed after %(attempts)s attempts: %(error)s",
+                    step=label,
+                    attempts=attempt,
+                    error=error,
+                )
+            )
+        delay = RETRY_DELAYS[attempt - 1]
+        log.append(
+            self.env._(
+                "%(step)s: attempt %(attempt)s of %(max)s failed: %(error)s; "
+                "retrying in %(delay)s s",
+                step=label,
+                attempt=attempt,
+                max=MAX_ATTEMPTS,
+                error=error,
+                delay=delay,
+            )
+        )
+        self.attempt = attempt
+        raise JobYield(fields.Datetime.now() + timedelta(seconds=delay))
+
+    def _yield(self, log, not_before):
+        self.write(
+            {
+                "state": "pending",
+                "not_before": not_before,
+                "heartbeat_at": fields.Datetime.now(),
+                "log": "\n".join(log),
+            }
+        )
+        self.env.ref("eyrie_deployment.ir_cron_run_jobs").sudo()._trigger(not_before)
+        # Safe: the job is consistent as pending; its worker is free again.
+        self._commit()
 
     def _heartbeat(self, log):
         self.write({"heartbeat_at": fields.Datetime.now(), "log": "\n".join(log)})

@@ -27,15 +27,18 @@ class TestJobRunner(EyrieCase):
         self.assertEqual(broken.state, "error")
         self.assertEqual(healthy.state, "deploy")
 
-    def test_unreachable_cluster_fails_with_its_name(self):
+    def test_unusable_cluster_fails_with_its_name(self):
         real = self.env["eyrie.cluster"].create({"name": "Prod EU", "dry_run": False})
         self.scope.cluster_id = real
         deployment = self._make_deployment()
         deployment.action_deploy()
         self._run_jobs()
         self.assertEqual(deployment.state, "error")
+        # No kubeconfig and not inside a cluster: nothing to connect with.
         self.assertIn(
-            "Cluster connection failed: Cluster Prod EU", deployment.error_message
+            "Cluster connection failed: cluster Prod EU: its configuration is not "
+            "usable",
+            deployment.error_message,
         )
 
     def test_stale_running_job_is_failed(self):

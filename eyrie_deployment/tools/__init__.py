@@ -1,3 +1,4 @@
 from . import executor
 from . import template
 from . import transaction
+from . import kubernetes_executor

@@ -35,12 +35,34 @@ CLUSTER_SCOPED_KINDS = frozenset(
 )
 
 
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+DEPLOYMENT_LABEL = "eyrie.io/deployment"
+
+
 class StepError(Exception):
-    """A step failed; the message is shown to the user as is."""
+    """A step failed for good; the message is shown to the user as is."""
 
 
 class ClusterConnectionError(Exception):
-    """The cluster could not be reached or is not usable."""
+    """The cluster could not be reached or is not usable (retried)."""
+
+
+class TransientStepError(Exception):
+    """A failure that a later attempt may not meet (5xx, 429, timeouts)."""
+
+
+class StepPending(Exception):
+    """A wait step's condition does not hold yet: check again later.
+
+    ``timeout`` is the step's own limit in seconds, ``status`` what was
+    observed, for the log and the error message once the wait times out.
+    """
+
+    def __init__(self, status, timeout, interval=5):
+        super().__init__(status)
+        self.status = status
+        self.timeout = timeout
+        self.interval = interval
 
 
 def object_namespace(obj, default_namespace):
@@ -137,9 +159,11 @@ class Executor:
     Implementations provide one ``_step_<kind>(obj)`` method per step kind.
     """
 
-    def __init__(self, cluster_name, default_namespace):
+    def __init__(self, cluster_name, default_namespace, labels=None):
         self.cluster_name = cluster_name
         self.default_namespace = default_namespace
+        # Labels that every object Eyrie creates carries.
+        self.labels = dict(labels or {})
 
     def run_step(self, kind, objects):
         for index, obj in enumerate(objects, start=1):

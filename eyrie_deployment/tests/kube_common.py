@@ -1,0 +1,69 @@
+from datetime import timedelta
+
+from odoo import fields
+
+from .common import EyrieCase
+from .kube_emulator import EmulatedCluster
+
+PGO = "postgres-operator.crunchydata.com/v1beta1"
+DNS = "externaldns.k8s.io/v1alpha1"
+MANAGED = {"app.kubernetes.io/managed-by": "eyrie"}
+
+
+def seed_crds(emulator):
+    emulator.add_crd(
+        "postgres-operator.crunchydata.com",
+        "v1beta1",
+        "PostgresCluster",
+        "postgresclusters",
+    )
+    emulator.add_crd("externaldns.k8s.io", "v1alpha1", "DNSEndpoint", "dnsendpoints")
+
+
+class KubernetesCase(EyrieCase):
+    """EyrieCase on a real Kubernetes API served in-process (one per class),
+    reached through the official client with a kubeconfig."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.emulator = EmulatedCluster()
+        cls.addClassCleanup(cls.emulator.stop)
+        cls.cluster.write(
+            {
+                "name": "Emulated",
+                "dry_run": False,
+                "kubeconfig": cls.emulator.kubeconfig(),
+            }
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.emulator.reset()
+        seed_crds(self.emulator)
+
+    def _settle(self, rounds=30, between_rounds=None):
+        """Run jobs until none is pending, letting time pass for waiting and
+        retrying jobs (their not_before is moved to now) between rounds."""
+        Job = self.env["eyrie.job"]
+        for index in range(rounds):
+            self._run_jobs()
+            active = Job.search([("state", "in", ("pending", "running"))])
+            if not active:
+                return index + 1
+            if between_rounds:
+                between_rounds(index)
+            active.filtered("not_before").write(
+                {"not_before": fields.Datetime.now() - timedelta(seconds=1)}
+            )
+        raise AssertionError(f"jobs still pending after {rounds} rounds")
+
+    def _labelled(self, deployment):
+        return self.emulator.list(
+            labels={**MANAGED, "eyrie.io/deployment": str(deployment.id)}
+        )
+
+    def _job(self, deployment, action):
+        return deployment.job_ids.filtered(lambda j: j.action == action).sorted("id")[
+            -1:
+        ]

@@ -1,0 +1,448 @@
+"""Run book steps on a real cluster through the official Kubernetes client.
+
+Every object goes through the dynamic client (discovery tells the resource
+of any kind, custom ones included). Errors become the exceptions of
+``executor``: ``StepError`` fails the job, ``TransientStepError`` and
+``ClusterConnectionError`` let the runner retry later, ``StepPending`` makes a
+wait step check again later without holding a worker.
+"""
+
+import base64
+import copy
+import hashlib
+import json
+import logging
+import threading
+
+import urllib3
+import yaml
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import (
+    DynamicApiError,
+    ResourceNotFoundError,
+    ResourceNotUniqueError,
+)
+
+from .executor import (
+    DEFAULT_WAIT_TIMEOUT,
+    SCALABLE_KINDS,
+    ClusterConnectionError,
+    Executor,
+    StepError,
+    StepPending,
+    TransientStepError,
+)
+
+_logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 30
+REQUEST_TIMEOUT = (CONNECT_TIMEOUT, READ_TIMEOUT)
+FIELD_MANAGER = "eyrie"
+# Where a pause to 0 keeps the replica count that the next deploy restores.
+PAUSED_REPLICAS_ANNOTATION = "eyrie.io/replicas-before-pause"
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class _TimeoutDynamicClient(DynamicClient):
+    """Dynamic client whose every request, discovery included, has timeouts.
+
+    The client passes ``timeout=None`` to urllib3 when a call names none,
+    which waits forever; discovery calls never name one.
+    """
+
+    def request(self, method, path, body=None, **params):
+        params.setdefault("_request_timeout", REQUEST_TIMEOUT)
+        return super().request(method, path, body=body, **params)
+
+
+_clients = {}
+_clients_lock = threading.Lock()
+
+
+def _client_key(cluster_key, kubeconfig, context):
+    digest = hashlib.sha256(f"{kubeconfig or ''}\0{context or ''}".encode())
+    return (cluster_key, digest.hexdigest())
+
+
+def get_client(cluster_name, cluster_key, kubeconfig, context):
+    """The dynamic client of a cluster: one per cluster configuration per
+    process, kept across jobs and steps."""
+    key = _client_key(cluster_key, kubeconfig, context)
+    with _clients_lock:
+        client = _clients.get(key)
+    if client is None:
+        client = _make_client(cluster_name, kubeconfig, context)
+        with _clients_lock:
+            client = _clients.setdefault(key, client)
+    return client
+
+
+def forget_clients(cluster_key):
+    """Drop the cached clients of a cluster (its configuration changed)."""
+    with _clients_lock:
+        for key in [key for key in _clients if key[0] == cluster_key]:
+            del _clients[key]
+
+
+def _make_client(cluster_name, kubeconfig, context):
+    configuration = k8s_client.Configuration()
+    try:
+        if kubeconfig:
+            config_dict = yaml.safe_load(kubeconfig)
+            if not isinstance(config_dict, dict):
+                raise ConfigException("the kubeconfig is not a YAML mapping")
+            k8s_config.load_kube_config_from_dict(
+                config_dict,
+                context=context or None,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        else:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+    except (ConfigException, yaml.YAMLError, ValueError) as error:
+        # The messages name the missing part, never a credential.
+        raise StepError(
+            f"cluster {cluster_name}: its configuration is not usable: "
+            f"{_first_line(error)}"
+        ) from error
+    # Eyrie retries per job, with backoff; urllib3 must not retry underneath.
+    configuration.retries = False
+    api_client = k8s_client.ApiClient(configuration)
+    try:
+        return _TimeoutDynamicClient(api_client)
+    except urllib3.exceptions.HTTPError as error:
+        raise ClusterConnectionError(
+            f"cluster {cluster_name} cannot be reached: {_connection_cause(error)}"
+        ) from error
+    except DynamicApiError as error:
+        raise _api_error(error, f"cluster {cluster_name} discovery") from error
+
+
+def server_version(cluster_name, cluster_key, kubeconfig, context):
+    """``gitVersion`` of the cluster, for the "Test connection" button."""
+    client = get_client(cluster_name, cluster_key, kubeconfig, context)
+    try:
+        info = k8s_client.VersionApi(client.client).get_code(
+            _request_timeout=REQUEST_TIMEOUT
+        )
+    except urllib3.exceptions.HTTPError as error:
+        raise ClusterConnectionError(
+            f"cluster {cluster_name} cannot be reached: {_connection_cause(error)}"
+        ) from error
+    except k8s_client.ApiException as error:
+        raise _api_error(error, f"cluster {cluster_name} /version") from error
+    return info.git_version or "unknown"
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _connection_cause(error):
+    reason = getattr(error, "reason", None) or error
+    return _first_line(reason)
+
+
+def _status_message(error):
+    """The API's own message from a Status body, else the HTTP reason."""
+    try:
+        body = json.loads(error.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    return (isinstance(body, dict) and body.get("message")) or error.reason or ""
+
+
+def _api_error(error, what):
+    status = getattr(error, "status", None)
+    message = f"{what}: {_status_message(error)} (HTTP {status})"
+    if status in TRANSIENT_STATUSES:
+        return TransientStepError(message)
+    return StepError(message)
+
+
+def _plain(result):
+    if hasattr(result, "to_dict"):
+        return result.to_dict()
+    if hasattr(result, "data"):
+        return json.loads(result.data or b"{}")
+    return result or {}
+
+
+def _get_path(obj, path):
+    """Value at a dotted path (``status.instances.0.readyReplicas``)."""
+    value = obj
+    for part in path.split("."):
+        if isinstance(value, list) and part.lstrip("-").isdigit():
+            index = int(part)
+            value = value[index] if -len(value) <= index < len(value) else None
+        elif isinstance(value, dict):
+            value = value.get(part)
+        else:
+            return None
+        if value is None:
+            return None
+    return value
+
+
+def _secret_values(obj):
+    """Strings of a Secret that must never appear in a message."""
+    if obj.get("kind") != "Secret":
+        return []
+    values = []
+    for value in (obj.get("stringData") or {}).values():
+        text = str(value)
+        values += [text, base64.b64encode(text.encode()).decode()]
+    for value in (obj.get("data") or {}).values():
+        text = str(value)
+        values += [text, _b64decode_or_empty(text)]
+    return [value for value in values if len(value) >= 3]
+
+
+def _b64decode_or_empty(text):
+    try:
+        return base64.b64decode(text, validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
+def scrub(message, obj):
+    for value in _secret_values(obj):
+        message = message.replace(value, "***")
+    return message
+
+
+class KubernetesExecutor(Executor):
+    """Runs steps on a cluster through a (cached) dynamic client."""
+
+    def __init__(self, cluster_name, default_namespace, labels, client):
+        super().__init__(cluster_name, default_namespace, labels)
+        self.client = client
+
+    def run_step(self, kind, objects):
+        try:
+            return super().run_step(kind, objects)
+        except urllib3.exceptions.HTTPError as error:
+            raise ClusterConnectionError(
+                f"cluster {self.cluster_name} cannot be reached: "
+                f"{_connection_cause(error)}"
+            ) from error
+
+    # -- helpers -------------------------------------------------------
+
+    def _resource(self, obj):
+        api_version, kind = obj["apiVersion"], obj["kind"]
+        try:
+            return self.client.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError as error:
+            raise StepError(
+                f"{kind} {api_version} is not installed in the cluster"
+            ) from error
+        except ResourceNotUniqueError as error:
+            raise StepError(
+                f"{kind} {api_version} is ambiguous in the cluster"
+            ) from error
+        except DynamicApiError as error:
+            raise _api_error(error, f"discovery of {kind} {api_version}") from error
+
+    def _target(self, obj):
+        resource = self._resource(obj)
+        namespace = None
+        if resource.namespaced:
+            namespace = (obj.get("metadata") or {}).get(
+                "namespace"
+            ) or self.default_namespace
+        return resource, obj["metadata"]["name"], namespace
+
+    def _describe(self, obj, namespace):
+        text = f"{obj['kind']} {obj['metadata']['name']}"
+        return f"{text} in namespace {namespace}" if namespace else text
+
+    def _call(self, obj, what, function, *args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except DynamicApiError as error:
+            if error.status == 404:
+                self._raise_if_not_installed(obj)
+            raise _scrubbed(_api_error(error, what), obj) from None
+
+    def _raise_if_not_installed(self, obj):
+        # Discovery is cached: a kind removed since (a CRD uninstalled) shows
+        # as a 404 on the object's path; ask the server again to say so.
+        self.client.resources.invalidate_cache()
+        self._resource(obj)
+
+    def _get_live(self, resource, name, namespace, obj, what):
+        try:
+            return _plain(resource.get(name=name, namespace=namespace))
+        except DynamicApiError as error:
+            if error.status == 404:
+                return None
+            raise _scrubbed(_api_error(error, what), obj) from None
+
+    def _labelled(self, obj, namespace):
+        body = copy.deepcopy(obj)
+        body.pop("wait", None)
+        metadata = body.setdefault("metadata", {})
+        metadata["labels"] = {**(metadata.get("labels") or {}), **self.labels}
+        if namespace:
+            metadata["namespace"] = namespace
+        return body
+
+    # -- step kinds ----------------------------------------------------
+
+    def _step_apply(self, obj):
+        resource, name, namespace = self._target(obj)
+        what = f"apply {self._describe(obj, namespace)}"
+        body = self._labelled(obj, namespace)
+        restore = None
+        if resource.kind in SCALABLE_KINDS:
+            live = self._get_live(resource, name, namespace, obj, what)
+            annotations = ((live or {}).get("metadata") or {}).get("annotations") or {}
+            restore = annotations.get(PAUSED_REPLICAS_ANNOTATION)
+            if restore is not None and "replicas" not in (body.get("spec") or {}):
+                body.setdefault("spec", {})["replicas"] = int(restore)
+        self._call(
+            obj,
+            what,
+            resource.server_side_apply,
+            body=body,
+            name=name,
+            namespace=namespace,
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+        )
+        if restore is not None:
+            self._patch(resource, name, namespace, obj, what, _annotation_patch(None))
+            return f"applied {self._describe(obj, namespace)} (replicas restored)"
+        return f"applied {self._describe(obj, namespace)}"
+
+    def _patch(self, resource, name, namespace, obj, what, body):
+        return self._call(
+            obj,
+            what,
+            resource.patch,
+            body=body,
+            name=name,
+            namespace=namespace,
+            content_type=MERGE_PATCH,
+            field_manager=FIELD_MANAGER,
+        )
+
+    def _step_patch(self, obj):
+        resource, name, namespace = self._target(obj)
+        what = f"patch {self._describe(obj, namespace)}"
+        body = copy.deepcopy(obj)
+        body.pop("apiVersion", None)
+        body.pop("kind", None)
+        metadata = body.get("metadata") or {}
+        metadata.pop("name", None)
+        metadata.pop("namespace", None)
+        if not metadata:
+            body.pop("metadata", None)
+        self._patch(resource, name, namespace, obj, what, body)
+        return f"patched {self._describe(obj, namespace)}"
+
+    def _step_delete(self, obj):
+        try:
+            resource, name, namespace = self._target(obj)
+        except StepError:
+            # A kind that is not installed has nothing to delete.
+            return (
+                f"{obj['kind']} {obj['apiVersion']} is not installed: nothing to delete"
+            )
+        described = self._describe(obj, namespace)
+        try:
+            resource.delete(
+                name=name, namespace=namespace, propagation_policy="Background"
+            )
+        except DynamicApiError as error:
+            if error.status == 404:
+                return f"{described} is already gone"
+            raise _scrubbed(_api_error(error, f"delete {described}"), obj) from None
+        return f"deleted {described}"
+
+    def _step_scale(self, obj):
+        obj = {"apiVersion": "apps/v1", **obj}
+        resource, name, namespace = self._target(obj)
+        described = self._describe(obj, namespace)
+        what = f"scale {described}"
+        live = self._get_live(resource, name, namespace, obj, what)
+        if live is None:
+            raise StepError(f"{what}: it does not exist")
+        replicas = obj["spec"]["replicas"]
+        current = (live.get("spec") or {}).get("replicas", 1)
+        body = {"spec": {"replicas": replicas}}
+        if replicas == 0 and current:
+            body.update(_annotation_patch(str(current)))
+        elif replicas:
+            body.update(_annotation_patch(None))
+        self._patch(resource, name, namespace, obj, what, body)
+        return f"scaled {described} from {current} to {replicas} replicas"
+
+    def _step_wait(self, obj):
+        wait = obj["wait"]
+        condition = wait["for"]
+        timeout = wait.get("timeout", DEFAULT_WAIT_TIMEOUT)
+        try:
+            resource, name, namespace = self._target(obj)
+        except StepError:
+            if condition == "deleted":
+                return f"{obj['kind']} {obj['apiVersion']} is not installed: gone"
+            raise StepPending(
+                f"{obj['kind']} {obj['apiVersion']} is not installed yet", timeout
+            ) from None
+        described = self._describe(obj, namespace)
+        live = self._get_live(resource, name, namespace, obj, f"wait for {described}")
+        holds, status = _condition_holds(condition, wait, live)
+        if not holds:
+            raise StepPending(f"{described}: {status}", timeout)
+        return f"{described}: {status}"
+
+
+def _annotation_patch(value):
+    return {"metadata": {"annotations": {PAUSED_REPLICAS_ANNOTATION: value}}}
+
+
+def _scrubbed(error, obj):
+    error.args = (scrub(str(error), obj),)
+    return error
+
+
+def _condition_holds(condition, wait, live):
+    if condition == "exists":
+        return live is not None, "exists" if live else "does not exist yet"
+    if condition == "deleted":
+        return live is None, "is gone" if live is None else "still exists"
+    if live is None:
+        return False, "does not exist yet"
+    if condition == "rollout":
+        return _rolled_out(live)
+    value = _get_path(live, wait["path"])
+    expected = wait["value"]
+    holds = value == expected or (value is not None and str(value) == str(expected))
+    return holds, f"{wait['path']} is {value!r} (waiting for {expected!r})"
+
+
+def _rolled_out(live):
+    spec = live.get("spec") or {}
+    status = live.get("status") or {}
+    wanted = spec.get("replicas", 1)
+    generation = (live.get("metadata") or {}).get("generation")
+    observed = status.get("observedGeneration")
+    if generation is not None and (observed is None or observed < generation):
+        return False, "rollout not observed yet"
+    if live.get("kind") == "StatefulSet":
+        ready = status.get("readyReplicas", 0) or 0
+        updated = status.get("updatedReplicas", 0) or 0
+        done = ready >= wanted and updated >= wanted
+        return done, f"{ready}/{wanted} replicas ready"
+    updated = status.get("updatedReplicas", 0) or 0
+    available = status.get("availableReplicas", 0) or 0
+    total = status.get("replicas", 0) or 0
+    done = updated >= wanted and available >= wanted and total <= updated
+    return done, f"{available}/{wanted} replicas available, {updated} updated"

@@ -7,6 +7,8 @@ tests (kmock). Prints a table; changes nothing (one rolled-back transaction).
 """
 
 import argparse
+import importlib.util
+import pathlib
 import statistics
 import threading
 import time
@@ -26,6 +28,16 @@ data:
   deployment: "{{ deployment.name }}"
 {% endfor %}
 """
+
+
+def load_emulator():
+    """The tests' Kubernetes API, loaded alone: importing the tests package
+    would load Odoo's test framework outside a test run."""
+    path = pathlib.Path(__file__).parents[1] / "eyrie_deployment/tests/kube_emulator.py"
+    spec = importlib.util.spec_from_file_location("eyrie_kube_emulator", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def parse_args():
@@ -132,8 +144,9 @@ def main():
     # The runner commits outside tests; this benchmark changes nothing, so it
     # runs as a test does, in one transaction that is rolled back.
     threading.current_thread().testing = True
-    from odoo.addons.eyrie_deployment.tests.kube_emulator import EmulatedCluster
     from odoo.addons.eyrie_deployment.tools.kubernetes_executor import get_client
+
+    EmulatedCluster = load_emulator().EmulatedCluster
 
     registry = odoo.modules.registry.Registry(args.database)
     emulator = EmulatedCluster()

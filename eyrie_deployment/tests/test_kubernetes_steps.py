@@ -412,3 +412,42 @@ class TestKubernetesSteps(KubernetesCase):
             self.cluster.action_test_connection()
         with self.assertRaises(AccessError):
             self.cluster.with_user(self.user).action_test_connection()
+
+    def test_scale_by_label_selector(self):
+        workers = WEB.replace("name: web", "name: worker")
+        labelled = "  labels: {tier: app}\n"
+        deployment = self._with_books(
+            values='{"replicas": 2}',
+            initialize=[("Namespace", "apply", NAMESPACE)],
+            deploy=[
+                (
+                    "Web",
+                    "apply",
+                    WEB.replace("  name: web\n", "  name: web\n" + labelled),
+                ),
+                (
+                    "Worker",
+                    "apply",
+                    workers.replace("  name: worker\n", "  name: worker\n" + labelled),
+                ),
+            ],
+            pause=[
+                (
+                    "Scale tier",
+                    "scale",
+                    "kind: Deployment\nselector: {tier: app}\nspec:\n  replicas: 0\n",
+                )
+            ],
+        )
+        deployment.action_deploy()
+        self._settle()
+        deployment.action_pause()
+        self._settle()
+        self.assertEqual(deployment.state, "pause", deployment.error_message)
+        for name in ("web", "worker"):
+            obj = self.emulator.get("apps/v1", "Deployment", name, namespace="acme")
+            self.assertEqual(obj["spec"]["replicas"], 0)
+            annotations = obj["metadata"]["annotations"]
+            self.assertEqual(annotations["eyrie.io/replicas-before-pause"], "2")
+        log = self._job(deployment, "pause").log
+        self.assertIn("scaled Deployment worker in namespace acme from 2 to 0", log)

@@ -75,7 +75,10 @@ def describe_object(obj, default_namespace):
     """``Deployment web in namespace demo``: what a log line may say of an
     object. Never more: a Secret's data must not reach the log."""
     name = (obj.get("metadata") or {}).get("name")
-    text = f"{obj.get('kind')} {name}"
+    if name is None and isinstance(obj.get("selector"), dict):
+        text = f"{obj.get('kind')}s labelled {format_labels(obj['selector'])}"
+    else:
+        text = f"{obj.get('kind')} {name}"
     namespace = object_namespace(obj, default_namespace)
     return f"{text} in namespace {namespace}" if namespace else text
 
@@ -85,14 +88,29 @@ def _require(condition, index, message):
         raise StepError(f"object {index}: {message}")
 
 
+def format_labels(labels):
+    """``app=web,tier=front``: a label selector."""
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
 def validate_object(kind, obj, index):
     """Check that ``obj`` carries what a step of ``kind`` needs."""
     metadata = obj.get("metadata")
     _require(
         isinstance(obj.get("kind"), str) and obj["kind"], index, "'kind' is missing"
     )
+    selected = kind == "scale" and "selector" in obj
+    if selected:
+        _require(
+            isinstance(obj["selector"], dict)
+            and obj["selector"]
+            and all(isinstance(v, str) for v in obj["selector"].values()),
+            index,
+            "'selector' must map label names to values",
+        )
     _require(
-        isinstance(metadata, dict) and isinstance(metadata.get("name"), str),
+        selected
+        or (isinstance(metadata, dict) and isinstance(metadata.get("name"), str)),
         index,
         "'metadata.name' is missing",
     )

@@ -34,6 +34,7 @@ from .executor import (
     StepError,
     StepPending,
     TransientStepError,
+    format_labels,
 )
 
 _logger = logging.getLogger(__name__)
@@ -367,13 +368,34 @@ class KubernetesExecutor(Executor):
         return f"deleted {described}"
 
     def _step_scale(self, obj):
-        obj = {"apiVersion": "apps/v1", **obj}
-        resource, name, namespace = self._target(obj)
-        described = self._describe(obj, namespace)
+        obj = {"apiVersion": "apps/v1", "metadata": {}, **obj}
+        if "selector" not in obj:
+            resource, name, namespace = self._target(obj)
+            what = f"scale {self._describe(obj, namespace)}"
+            live = self._get_live(resource, name, namespace, obj, what)
+            if live is None:
+                raise StepError(f"{what}: it does not exist")
+            return self._scale(resource, live, obj, namespace)
+        resource = self._resource(obj)
+        namespace = self.default_namespace if resource.namespaced else None
+        namespace = obj["metadata"].get("namespace") or namespace
+        selector = format_labels(obj["selector"])
+        found = self._call(
+            obj,
+            f"list {obj['kind']}s labelled {selector}",
+            resource.get,
+            namespace=namespace,
+            label_selector=selector,
+        )
+        items = _plain(found).get("items") or []
+        if not items:
+            return f"no {obj['kind']} labelled {selector} in namespace {namespace}"
+        return "; ".join(self._scale(resource, live, obj, namespace) for live in items)
+
+    def _scale(self, resource, live, obj, namespace):
+        name = live["metadata"]["name"]
+        described = self._describe({**obj, "metadata": {"name": name}}, namespace)
         what = f"scale {described}"
-        live = self._get_live(resource, name, namespace, obj, what)
-        if live is None:
-            raise StepError(f"{what}: it does not exist")
         replicas = obj["spec"]["replicas"]
         current = (live.get("spec") or {}).get("replicas", 1)
         body = {"spec": {"replicas": replicas}}

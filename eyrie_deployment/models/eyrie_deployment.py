@@ -371,6 +371,16 @@ class EyrieDeployment(models.Model):
     # CRUD
     # ------------------------------------------------------------------
 
+    def copy_data(self, default=None):
+        # A copy is a new environment: its own name, hence its own namespace.
+        vals_list = super().copy_data(default=default)
+        for deployment, vals in zip(self, vals_list, strict=True):
+            if "name" not in (default or {}):
+                vals["name"] = self.env._("%s (copy)", deployment.name)
+            if "namespace" not in (default or {}):
+                vals.pop("namespace", None)
+        return vals_list
+
     @api.model_create_multi
     def create(self, vals_list):
         if not self.env.su:

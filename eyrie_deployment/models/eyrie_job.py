@@ -8,6 +8,7 @@ from datetime import timedelta
 from psycopg2 import errors as pg_errors
 
 from odoo import api, fields, models
+from odoo.exceptions import UserError
 from odoo.tools import SQL
 
 from ..tools.executor import (
@@ -141,6 +142,19 @@ class EyrieJob(models.Model):
                 job.duration = (job.ended_at - job.started_at).total_seconds()
             else:
                 job.duration = 0.0
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_in_progress(self):
+        in_progress = self.filtered(lambda job: job.state in ("pending", "running"))
+        if in_progress:
+            raise UserError(
+                self.env._(
+                    "Job %(job)s is %(state)s: deleting it would leave its deployment "
+                    "waiting forever. Wait for it to end.",
+                    job=in_progress[0].display_name,
+                    state=in_progress[0].state,
+                )
+            )
 
     # ------------------------------------------------------------------
     # Runner

@@ -256,3 +256,20 @@ class TestLifecycle(EyrieCase):
         self.assertEqual(deployment.namespace, "acme")
         deployment.name = "Acme Renamed"
         self.assertEqual(deployment.namespace, "acme")
+
+    def test_copy_gets_its_own_namespace(self):
+        deployment = self._deployed()
+        copy = deployment.copy()
+        self.assertEqual(copy.name, "acme (copy)")
+        self.assertEqual(copy.namespace, "acme-copy")
+        self.assertEqual((copy.repository_state, copy.state), ("draft", "draft"))
+        self.assertFalse(copy.job_ids)
+
+    def test_job_in_progress_cannot_be_deleted(self):
+        deployment = self._make_deployment()
+        deployment.action_deploy()
+        with self.assertRaisesMessage(UserError, "would leave its deployment waiting"):
+            deployment.job_ids.unlink()
+        self._run_jobs()
+        deployment.job_ids.unlink()
+        self.assertFalse(deployment.job_ids)

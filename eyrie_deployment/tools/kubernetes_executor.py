@@ -38,6 +38,9 @@ from .executor import (
 )
 
 _logger = logging.getLogger(__name__)
+# The client logs whole response bodies at DEBUG, Secrets' data included:
+# keep that out of Odoo's log whatever its level.
+logging.getLogger("kubernetes.client.rest").setLevel(logging.INFO)
 
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 30

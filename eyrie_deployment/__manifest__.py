@@ -14,7 +14,7 @@
     "application": True,
     "installable": True,
     "depends": ["base", "mail"],
-    "external_dependencies": {"python": ["Jinja2", "PyYAML"]},
+    "external_dependencies": {"python": ["Jinja2", "PyYAML", "kubernetes"]},
     "data": [
         "security/eyrie_security.xml",
         "security/ir.model.access.csv",

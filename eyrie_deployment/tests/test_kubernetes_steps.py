@@ -88,6 +88,15 @@ class TestKubernetesSteps(KubernetesCase):
             self._set_book(deployment, action, book)
         return deployment
 
+    def _deploy_config(self):
+        """Deploy a book creating the namespace, then the ConfigMap."""
+        deployment = self._with_books(
+            initialize=[("Namespace", "apply", NAMESPACE), ("Config", "apply", CONFIG)],
+        )
+        deployment.action_deploy()
+        self._settle()
+        return deployment
+
     def test_apply_creates_labelled_objects_idempotently(self):
         deployment = self._with_books(
             values='{"size": "1"}',
@@ -302,11 +311,7 @@ class TestKubernetesSteps(KubernetesCase):
             message='configmaps "settings" is forbidden: User "eyrie" cannot patch',
             reason="Forbidden",
         )
-        deployment = self._with_books(
-            initialize=[("Namespace", "apply", NAMESPACE), ("Config", "apply", CONFIG)],
-        )
-        deployment.action_deploy()
-        self._settle()
+        deployment = self._deploy_config()
         self.assertEqual(deployment.state, "error")
         self.assertIn(
             "Step 2 'Config' (apply) failed: apply ConfigMap settings in namespace "
@@ -328,11 +333,7 @@ class TestKubernetesSteps(KubernetesCase):
 
     def test_server_error_then_success(self):
         self.emulator.fail("PATCH", "/configmaps/settings", 500, message="etcd timeout")
-        deployment = self._with_books(
-            initialize=[("Namespace", "apply", NAMESPACE), ("Config", "apply", CONFIG)],
-        )
-        deployment.action_deploy()
-        self._settle()
+        deployment = self._deploy_config()
         self.assertEqual(deployment.state, "deploy", deployment.error_message)
         log = self._job(deployment, "initialize").log
         self.assertIn("Step 2 'Config' (apply): attempt 1 of 5 failed", log)
@@ -345,11 +346,7 @@ class TestKubernetesSteps(KubernetesCase):
         self.emulator.fail(
             "PATCH", "/configmaps/settings", 503, times=10, message="unavailable"
         )
-        deployment = self._with_books(
-            initialize=[("Namespace", "apply", NAMESPACE), ("Config", "apply", CONFIG)],
-        )
-        deployment.action_deploy()
-        self._settle()
+        deployment = self._deploy_config()
         self.assertEqual(deployment.state, "error")
         self.assertIn(
             "Step 2 'Config' (apply) failed after 5 attempts", deployment.error_message

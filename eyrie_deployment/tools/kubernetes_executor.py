@@ -170,11 +170,7 @@ def _api_error(error, what):
 
 
 def _plain(result):
-    if hasattr(result, "to_dict"):
-        return result.to_dict()
-    if hasattr(result, "data"):
-        return json.loads(result.data or b"{}")
-    return result or {}
+    return result.to_dict() if hasattr(result, "to_dict") else result or {}
 
 
 def _get_path(obj, path):

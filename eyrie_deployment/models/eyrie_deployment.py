@@ -1,6 +1,8 @@
+import ipaddress
 import json
 import logging
 import re
+import secrets
 from datetime import timedelta
 
 from odoo import api, fields, models
@@ -10,6 +12,7 @@ from odoo.tools import SQL
 from ..tools.executor import DEPLOYMENT_LABEL, MANAGED_BY_LABEL
 from ..tools.template import render_documents
 from ..tools.transaction import commit_unless_testing
+from ..tools.values import ValuesError, check_values, parse_json_object
 from .eyrie_scope import BOOK_ACTIONS
 
 _logger = logging.getLogger(__name__)
@@ -45,12 +48,55 @@ LIFECYCLE_FIELDS = frozenset(
         "deployed_at",
         "paused_at",
         "timer_blocked_until",
+        "credentials",
     }
 )
 # What a deployment is made of on the cluster; fixed once it left draft.
-FIELDS_LOCKED_AFTER_DRAFT = frozenset({"deployment_type", "scope_id", "namespace"})
+FIELDS_LOCKED_AFTER_DRAFT = frozenset(
+    {
+        "deployment_type",
+        "scope_id",
+        "namespace",
+        "database_mode",
+        "database_deployment_id",
+    }
+)
+# The shipped books' PostgresCluster name (PGO derives db-primary, db-pguser-*).
+POSTGRES_CLUSTER_NAME = "db"
+ODOO_DEFAULT_VALUES = {
+    "image": "odoo:18.0",
+    "replicas": 1,
+    "workers": 2,
+    "storage": "10Gi",
+    "database_storage": "10Gi",
+    "backup_storage": "10Gi",
+    "storage_class": "",
+    "postgres_version": 16,
+    "db_user": "odoo",
+    "cpu_request": "250m",
+    "memory_limit": "2Gi",
+    "ingress_class": "",
+    "tls_secret": "",
+    "dns_ttl": 300,
+}
+PGO_DEFAULT_VALUES = {
+    "postgres_version": 16,
+    "replicas": 1,
+    "storage": "10Gi",
+    "backup_storage": "10Gi",
+    "storage_class": "",
+    "users": ["odoo"],
+}
 # A failed or refused automatic action is not tried again before this delay.
 TIMER_RETRY_DELAY = timedelta(hours=1)
+
+
+def _is_ip_address(value):
+    try:
+        ipaddress.ip_address(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def namespace_from_name(name):
@@ -74,6 +120,10 @@ class EyrieDeployment(models.Model):
 
     Jobs run asynchronously (``eyrie.job``); when one ends, the job calls
     ``_on_job_done`` or ``_on_job_failed`` which move the state.
+
+    Optionally, per type: ``_<type>_default_books()`` (action -> XML id of the
+    book used where the scope sets none), ``_<type>_default_values()`` and
+    ``_<type>_template_secrets()``.
     """
 
     _name = "eyrie.deployment"
@@ -106,7 +156,52 @@ class EyrieDeployment(models.Model):
     )
     values = fields.Text(
         default="{}",
-        help="JSON object of parameters given to the book templates as 'values'.",
+        help="JSON object of parameters given to the book templates as 'values'. "
+        "They override the type's defaults and the scope's default values.",
+    )
+    effective_values = fields.Text(
+        compute="_compute_effective_values",
+        help="The values the books get: type defaults, then the scope's, then "
+        "the deployment's own.",
+    )
+    hostname = fields.Char(
+        compute="_compute_hostname",
+        help="Where an Odoo deployment is served: 'hostname' in its values, or "
+        "<namespace>.<scope domain>.",
+    )
+    database_mode = fields.Selection(
+        [
+            ("own", "Own PostgreSQL cluster"),
+            ("shared", "Existing PostgreSQL deployment"),
+        ],
+        string="Database",
+        default="own",
+        required=True,
+        tracking=True,
+        help="Odoo deployments: run a PostgresCluster of their own in their "
+        "namespace, or use a database in the cluster of a PostgreSQL deployment.",
+    )
+    database_deployment_id = fields.Many2one(
+        "eyrie.deployment",
+        string="PostgreSQL Deployment",
+        ondelete="restrict",
+        tracking=True,
+        index="btree_not_null",
+        domain="[('deployment_type', '=', 'pgo'), ('id', '!=', id)]",
+        help="The PostgreSQL deployment whose cluster holds this Odoo's database.",
+    )
+    credentials = fields.Json(
+        groups="eyrie_deployment.group_eyrie_manager",
+        copy=False,
+        help="Generated once, on the first deploy; kept across redeploys. Books "
+        "see them as 'secrets'.",
+    )
+    admin_password = fields.Char(
+        string="Odoo Admin Password",
+        compute="_compute_admin_password",
+        groups="eyrie_deployment.group_eyrie_manager",
+        help="Password of the 'admin' user of an Odoo deployment, set on its "
+        "first start.",
     )
     repository_state = fields.Selection(
         REPOSITORY_STATES,
@@ -221,9 +316,36 @@ class EyrieDeployment(models.Model):
             for action in BOOK_ACTIONS:
                 field_name = f"deployment_{action}_book_id"
                 book = scope[field_name]
-                if book and not book._serves(deployment.deployment_type):
-                    book = book.browse()
+                if not book or not book._serves(deployment.deployment_type):
+                    book = deployment._default_book(action)
                 deployment[field_name] = book
+
+    @api.depends("values", "deployment_type", "scope_id.values")
+    def _compute_effective_values(self):
+        for deployment in self:
+            try:
+                values = deployment._effective_values()
+            except ValidationError:
+                values = {}
+            deployment.effective_values = json.dumps(values, indent=2, sort_keys=True)
+
+    @api.depends("values", "namespace", "deployment_type", "scope_id.domain")
+    def _compute_hostname(self):
+        for deployment in self:
+            hostname = False
+            if deployment.deployment_type == "odoo":
+                try:
+                    hostname = deployment._odoo_hostname()
+                except (UserError, ValidationError):
+                    hostname = False
+            deployment.hostname = hostname
+
+    @api.depends("credentials")
+    def _compute_admin_password(self):
+        for deployment in self:
+            deployment.admin_password = (deployment.credentials or {}).get(
+                "admin_password"
+            )
 
     @api.depends("job_ids")
     def _compute_job_count(self):
@@ -336,10 +458,40 @@ class EyrieDeployment(models.Model):
                     )
                 )
 
-    @api.constrains("values")
+    @api.constrains("values", "deployment_type", "scope_id")
     def _check_values(self):
         for deployment in self:
-            deployment._parse_values()
+            deployment._effective_values()
+
+    @api.constrains("deployment_type", "database_mode", "database_deployment_id")
+    def _check_database(self):
+        for deployment in self.filtered(lambda d: d.deployment_type == "odoo"):
+            database = deployment.database_deployment_id
+            if deployment.database_mode == "shared" and not database:
+                raise ValidationError(
+                    self.env._(
+                        "Deployment %(name)s uses an existing PostgreSQL deployment: "
+                        "choose it in 'PostgreSQL Deployment', or set 'Database' to "
+                        "its own cluster.",
+                        name=deployment.name,
+                    )
+                )
+            if deployment.database_mode != "shared" or not database:
+                continue
+            if (
+                database.deployment_type != "pgo"
+                or database.cluster_id != deployment.cluster_id
+            ):
+                raise ValidationError(
+                    self.env._(
+                        "Deployment %(name)s: its PostgreSQL Deployment must be a "
+                        "PostgreSQL deployment on the same cluster (%(cluster)s); "
+                        "%(database)s is not.",
+                        name=deployment.name,
+                        cluster=deployment.cluster_id.name,
+                        database=database.name,
+                    )
+                )
 
     @api.constrains(
         "deployment_type",
@@ -575,60 +727,216 @@ class EyrieDeployment(models.Model):
 
     @api.private
     def odoo_action_deploy(self):
-        return self._start_deploy()
+        values = self._odoo_values()
+        if values["database_mode"] == "shared":
+            self._odoo_check_shared_database(values)
+        self._ensure_credentials(("admin_password", "db_password"))
+        return self._start_deploy(values=values)
 
     @api.private
     def odoo_action_pause(self):
-        return self._start_pause()
+        return self._start_pause(values=self._odoo_values(need_hostname=False))
 
     @api.private
     def odoo_action_drop(self):
-        return self._start_drop()
+        return self._start_drop(values=self._odoo_values(need_hostname=False))
 
     @api.private
     def pgo_action_deploy(self):
-        return self._start_deploy()
+        values = self._effective_values()
+        self._ensure_credentials(tuple(f"pguser_{user}" for user in values["users"]))
+        return self._start_deploy(values=values)
 
     @api.private
     def pgo_action_pause(self):
-        return self._start_pause()
+        return self._start_pause(values=self._effective_values())
 
     @api.private
     def pgo_action_drop(self):
-        return self._start_drop()
+        users = (
+            self.sudo()
+            .with_context(active_test=False)
+            .search([("database_deployment_id", "=", self.id)], limit=1)
+        )
+        if users:
+            raise UserError(
+                self.env._(
+                    "Deployment %(name)s cannot be dropped: Odoo deployment %(odoo)s "
+                    "keeps its database in it. Drop that deployment first.",
+                    name=self.name,
+                    odoo=users.name,
+                )
+            )
+        return self._start_drop(values=self._effective_values())
+
+    # ------------------------------------------------------------------
+    # Type details: defaults, values and secrets of the built-in types
+    # ------------------------------------------------------------------
+
+    def _odoo_default_books(self):
+        return {
+            action: f"eyrie_deployment.eyrie_book_odoo_{action}"
+            for action in BOOK_ACTIONS
+        }
+
+    def _pgo_default_books(self):
+        return {
+            action: f"eyrie_deployment.eyrie_book_pgo_{action}"
+            for action in BOOK_ACTIONS
+        }
+
+    def _odoo_default_values(self):
+        return dict(ODOO_DEFAULT_VALUES)
+
+    def _pgo_default_values(self):
+        return dict(PGO_DEFAULT_VALUES)
+
+    def _odoo_hostname(self):
+        self.ensure_one()
+        hostname = self._effective_values().get("hostname")
+        if hostname:
+            return hostname
+        if not self.scope_id.domain:
+            raise UserError(
+                self.env._(
+                    "Odoo deployment %(name)s has no hostname: set a Domain on scope "
+                    "%(scope)s, or 'hostname' in the deployment's values.",
+                    name=self.name,
+                    scope=self.scope_id.name,
+                )
+            )
+        hostname = f"{self.namespace}.{self.scope_id.domain}"
+        try:
+            check_values({"hostname": hostname})
+        except ValuesError as error:
+            raise UserError(
+                self.env._(
+                    "Odoo deployment %(name)s: %(error)s. "
+                    "Set 'hostname' in its values.",
+                    name=self.name,
+                    error=error,
+                )
+            ) from error
+        return hostname
+
+    def _odoo_values(self, need_hostname=True):
+        """Values of the Odoo books: the effective values plus where the
+        instance is served and where its database lives. Pause and drop do
+        not need the hostname: a scope that lost its domain can still drop."""
+        self.ensure_one()
+        values = self._effective_values()
+        try:
+            values["hostname"] = self._odoo_hostname()
+        except UserError:
+            if need_hostname:
+                raise
+            values["hostname"] = ""
+        if "dns_target" not in values and values["hostname"]:
+            # The ingress controller's name in the domain the hostname is in.
+            values["dns_target"] = "ingress." + values["hostname"].split(".", 1)[-1]
+        values["dns_record_type"] = (
+            "A" if _is_ip_address(values.get("dns_target")) else "CNAME"
+        )
+        values.setdefault("db_name", self.namespace)
+        database = self.sudo().database_deployment_id
+        shared = self.database_mode == "shared" and database
+        db_namespace = database.namespace if shared else self.namespace
+        values |= {
+            "database_mode": "shared" if shared else "own",
+            "db_cluster": POSTGRES_CLUSTER_NAME,
+            "db_namespace": db_namespace,
+            "db_host": (
+                f"{POSTGRES_CLUSTER_NAME}-primary.{db_namespace}.svc"
+                if shared
+                else f"{POSTGRES_CLUSTER_NAME}-primary"
+            ),
+        }
+        return values
+
+    def _odoo_check_shared_database(self, values):
+        database = self.sudo().database_deployment_id
+        if database.repository_state != "deploy":
+            raise UserError(
+                self.env._(
+                    "Odoo deployment %(name)s keeps its database in PostgreSQL "
+                    "deployment %(database)s, which is not deployed (%(phase)s). "
+                    "Deploy or resume it first.",
+                    name=self.name,
+                    database=database.name,
+                    phase=dict(REPOSITORY_STATES)[database.repository_state],
+                )
+            )
+        if values["db_user"] not in database._effective_values().get("users", []):
+            raise UserError(
+                self.env._(
+                    "Odoo deployment %(name)s connects as PostgreSQL user %(user)s, "
+                    "which deployment %(database)s does not declare: add it to its "
+                    "'users' value and update it, or change 'db_user'.",
+                    name=self.name,
+                    user=values["db_user"],
+                    database=database.name,
+                )
+            )
+
+    def _odoo_template_secrets(self):
+        secrets_ = dict(self.sudo().credentials or {})
+        database = self.sudo().database_deployment_id
+        if self.database_mode == "shared" and database:
+            user = self._effective_values().get("db_user")
+            secrets_["db_password"] = (database.credentials or {}).get(f"pguser_{user}")
+        return secrets_
 
     # ------------------------------------------------------------------
     # Building blocks for type implementations
     # ------------------------------------------------------------------
 
-    def _start_deploy(self, initialize_book=None, deploy_book=None):
+    def _start_deploy(self, initialize_book=None, deploy_book=None, values=None):
         """Create the deploy job, preceded by an initialize job when the
-        deployment was never deployed successfully. Returns the jobs."""
+        deployment was never deployed successfully. ``values`` (default: the
+        effective values) are what the books see. Returns the jobs."""
         self.ensure_one()
         deploy_book = deploy_book or self._get_book("deploy")
         if self.repository_state in ("draft", "initialize"):
             initialize_book = initialize_book or self._get_book("initialize")
-            initialize_job = self._create_job("initialize", initialize_book)
+            initialize_job = self._create_job("initialize", initialize_book, values)
             deploy_job = self._create_job(
-                "deploy", deploy_book, previous_job=initialize_job
+                "deploy", deploy_book, values, previous_job=initialize_job
             )
             self._set_lifecycle(repository_state="initialize", state="initializing")
             return initialize_job | deploy_job
-        deploy_job = self._create_job("deploy", deploy_book)
+        deploy_job = self._create_job("deploy", deploy_book, values)
         self._set_lifecycle(state="deploying")
         return deploy_job
 
-    def _start_pause(self, book=None):
+    def _start_pause(self, book=None, values=None):
         self.ensure_one()
-        job = self._create_job("pause", book or self._get_book("pause"))
+        job = self._create_job("pause", book or self._get_book("pause"), values)
         self._set_lifecycle(state="pausing")
         return job
 
-    def _start_drop(self, book=None):
+    def _start_drop(self, book=None, values=None):
         self.ensure_one()
-        job = self._create_job("drop", book or self._get_book("drop"))
+        job = self._create_job("drop", book or self._get_book("drop"), values)
         self._set_lifecycle(state="dropping")
         return job
+
+    def _default_book(self, action):
+        """The shipped book of this deployment's type for ``action``, if any."""
+        self.ensure_one()
+        hook = getattr(self, f"_{self.deployment_type}_default_books", None)
+        xmlid = hook().get(action) if hook else None
+        book = self.env.ref(xmlid, raise_if_not_found=False) if xmlid else None
+        return book or self.env["eyrie.deployment.book"]
+
+    def _ensure_credentials(self, names):
+        """Generate the missing credentials ``names``; existing ones never
+        change, so redeploys apply the same Secrets."""
+        self.ensure_one()
+        credentials = dict(self.sudo().credentials or {})
+        missing = [name for name in names if not credentials.get(name)]
+        if missing:
+            credentials.update({name: secrets.token_urlsafe(24) for name in missing})
+            self._set_lifecycle(credentials=credentials)
 
     def _get_book(self, action):
         self.ensure_one()
@@ -647,8 +955,10 @@ class EyrieDeployment(models.Model):
             )
         return book
 
-    def _create_job(self, action, book, previous_job=None):
+    def _create_job(self, action, book, values=None, previous_job=None):
         self.ensure_one()
+        if values is None:
+            values = self._effective_values()
         trigger = self.env.context.get("eyrie_job_trigger") or "user"
         return (
             self.env["eyrie.job"]
@@ -663,6 +973,7 @@ class EyrieDeployment(models.Model):
                     "trigger": trigger,
                     "user_id": self.env.uid,
                     "previous_job_id": previous_job.id if previous_job else False,
+                    "values": json.dumps(values, indent=2, sort_keys=True),
                 }
             )
         )
@@ -677,31 +988,33 @@ class EyrieDeployment(models.Model):
         if cron:
             cron.sudo()._trigger()
 
-    def _parse_values(self):
+    def _effective_values(self):
+        """The type's defaults, overridden by the scope's section for the
+        type, overridden by the deployment's own values; checked."""
         self.ensure_one()
+        hook = getattr(self, f"_{self.deployment_type}_default_values", None)
+        values = hook() if hook else {}
+        values |= self.scope_id._type_values(self.deployment_type)
         try:
-            values = json.loads(self.values or "{}")
-        except ValueError as error:
+            values |= parse_json_object(self.values)
+            check_values(values)
+        except ValuesError as error:
             raise ValidationError(
                 self.env._(
-                    "Values of deployment %(name)s are not valid JSON (%(error)s). "
-                    'Write a JSON object, for example {"replicas": 2}.',
+                    "Values of deployment %(name)s: %(error)s.",
                     name=self.name,
                     error=error,
                 )
             ) from error
-        if not isinstance(values, dict):
-            raise ValidationError(
-                self.env._(
-                    "Values of deployment %(name)s must be a JSON object, for example "
-                    '{"replicas": 2}, not a %(kind)s.',
-                    name=self.name,
-                    kind=type(values).__name__,
-                )
-            )
         return values
 
-    def _template_context(self):
+    def _template_secrets(self):
+        """Credentials the books see as ``secrets``; never logged."""
+        self.ensure_one()
+        hook = getattr(self, f"_{self.deployment_type}_template_secrets", None)
+        return hook() if hook else dict(self.sudo().credentials or {})
+
+    def _template_context(self, values=None):
         """Plain data the book templates see; never ORM records."""
         self.ensure_one()
         return {
@@ -713,7 +1026,8 @@ class EyrieDeployment(models.Model):
             },
             "scope": {"id": self.scope_id.id, "name": self.scope_id.name},
             "namespace": self.namespace,
-            "values": self._parse_values(),
+            "values": self._effective_values() if values is None else values,
+            "secrets": self._template_secrets(),
         }
 
     def _cluster_labels(self):

@@ -1,3 +1,4 @@
+import json
 import logging
 import os
 import socket
@@ -94,6 +95,10 @@ class EyrieJob(models.Model):
         help="This job waits until that job is done, and is cancelled if it fails.",
     )
     log = fields.Text(readonly=True)
+    values = fields.Text(
+        readonly=True,
+        help="The values the book ran with (JSON), fixed when the job was created.",
+    )
     error_message = fields.Text(readonly=True)
     trigger = fields.Selection(
         [("user", "User"), ("timer", "Timer")],
@@ -279,7 +284,9 @@ class EyrieJob(models.Model):
         deployment = self.deployment_id
         if not deployment:
             raise JobFailure(self.env._("The deployment of this job no longer exists."))
-        context = deployment._template_context()
+        context = deployment._template_context(
+            json.loads(self.values) if self.values else None
+        )
         steps = self.book_id.step_ids
         if not log:
             log.append(

@@ -1,6 +1,8 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
+from ..tools.values import ValuesError, check_hostname, check_values, parse_json_object
+
 BOOK_ACTIONS = ("initialize", "deploy", "pause", "drop")
 
 
@@ -39,8 +41,25 @@ class EyrieScope(models.Model):
         help="Drop a deployment this many seconds after its last successful "
         "deploy, if the scope allows drop. 0 means never.",
     )
+    domain = fields.Char(
+        tracking=True,
+        help="DNS domain of the deployments' hostnames: an Odoo deployment "
+        "'acme' in namespace 'acme' is served at acme.<domain> unless its "
+        "values set 'hostname'.",
+    )
+    values = fields.Text(
+        string="Default Values",
+        default="{}",
+        tracking=True,
+        help="JSON object of default values per deployment type, for example "
+        '{"odoo": {"image": "odoo:18.0", "storage": "20Gi"}}. A deployment\'s '
+        "own values override them.",
+    )
     deployment_initialize_book_id = fields.Many2one(
-        "eyrie.deployment.book", string="Initialize Book", ondelete="restrict"
+        "eyrie.deployment.book",
+        string="Initialize Book",
+        ondelete="restrict",
+        help="Empty: each deployment type uses its shipped default book.",
     )
     deployment_deploy_book_id = fields.Many2one(
         "eyrie.deployment.book", string="Deploy Book", ondelete="restrict"
@@ -92,6 +111,57 @@ class EyrieScope(models.Model):
                             field=self._fields[field_name].string,
                         )
                     )
+
+    @api.constrains("domain")
+    def _check_domain(self):
+        for scope in self.filtered("domain"):
+            try:
+                check_hostname(scope.domain, key="domain")
+            except ValuesError as error:
+                raise ValidationError(
+                    self.env._(
+                        "Scope %(scope)s: %(error)s.", scope=scope.name, error=error
+                    )
+                ) from error
+
+    @api.constrains("values")
+    def _check_values(self):
+        for scope in self:
+            scope._type_values()
+
+    def _type_values(self, deployment_type=None):
+        """The scope's default values: for one type, or all sections."""
+        self.ensure_one()
+        types = dict(
+            self.env["eyrie.deployment"]
+            ._fields["deployment_type"]
+            ._description_selection(self.env)
+        )
+        try:
+            sections = parse_json_object(self.values)
+            for section_type, section in sections.items():
+                if section_type not in types:
+                    raise ValuesError(
+                        f"'{section_type}' is not a deployment type; use sections "
+                        f"named after the types ({', '.join(types)}), for example "
+                        '{"odoo": {"image": "odoo:18.0"}}'
+                    )
+                if not isinstance(section, dict):
+                    raise ValuesError(
+                        f"section '{section_type}' must be a JSON object of values"
+                    )
+                check_values(section)
+        except ValuesError as error:
+            raise ValidationError(
+                self.env._(
+                    "Default values of scope %(scope)s: %(error)s.",
+                    scope=self.name,
+                    error=error,
+                )
+            ) from error
+        if deployment_type is None:
+            return sections
+        return sections.get(deployment_type, {})
 
     def action_view_deployments(self):
         self.ensure_one()

@@ -72,6 +72,7 @@ class EyrieCase(TransactionCase):
         cls.scope = cls.env["eyrie.scope"].create(
             {
                 "name": "Test scope",
+                "domain": "test.example.com",
                 "cluster_id": cls.cluster.id,
                 "allow_drop": True,
                 "deployment_initialize_book_id": cls.book_initialize.id,

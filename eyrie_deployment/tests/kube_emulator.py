@@ -139,6 +139,7 @@ BUILTIN_TYPES = (
     ResourceType(
         "networking.k8s.io", "v1", "Ingress", "ingresses", short_names=("ing",)
     ),
+    ResourceType("batch", "v1", "Job", "jobs"),
 )
 
 

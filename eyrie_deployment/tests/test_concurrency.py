@@ -36,6 +36,7 @@ class TestConcurrentRunners(BaseCase):
             scope = env["eyrie.scope"].create(
                 {
                     "name": "Concurrency",
+                    "domain": "test.example.com",
                     "cluster_id": cluster.id,
                     "deployment_initialize_book_id": book.id,
                     "deployment_deploy_book_id": book.id,

@@ -47,8 +47,12 @@ class TestDispatch(EyrieCase):
             Exception, "serves deployments of type pgo, not odoo"
         ):
             deployment.deployment_deploy_book_id = pgo_book
-        # A scope default of another type is not picked for this deployment.
+        # A scope default of another type is not picked for this deployment:
+        # it gets its type's shipped book.
         self.scope.deployment_pause_book_id = pgo_book
         other = self._make_deployment("other")
-        self.assertFalse(other.deployment_pause_book_id)
+        self.assertEqual(
+            other.deployment_pause_book_id,
+            self.env.ref("eyrie_deployment.eyrie_book_odoo_pause"),
+        )
         self.assertEqual(other.deployment_deploy_book_id, self.book_deploy)

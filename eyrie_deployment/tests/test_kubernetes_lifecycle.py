@@ -49,7 +49,12 @@ class TestKubernetesLifecycleXmlRpc(HttpCase):
             "pause": [("Scale down", "scale", SCALE_DOWN)],
             "drop": DROP,
         }
-        scope_vals = {"name": "RPC k8s", "cluster_id": cluster.id, "allow_drop": True}
+        scope_vals = {
+            "name": "RPC k8s",
+            "cluster_id": cluster.id,
+            "allow_drop": True,
+            "domain": "test.example.com",
+        }
         for action, steps in books.items():
             book = cls.env["eyrie.deployment.book"].create(
                 {
@@ -112,7 +117,7 @@ class TestKubernetesLifecycleXmlRpc(HttpCase):
                 "name": "rpc-k8s",
                 "deployment_type": "odoo",
                 "scope_id": self.scope.id,
-                "values": '{"replicas": 2, "password": "s3cr3t-pw"}',
+                "values": '{"web_replicas": 2, "password": "s3cr3t-pw"}',
             },
         )
         labels = {**MANAGED, "eyrie.io/deployment": str(deployment_id)}

@@ -23,8 +23,8 @@ kind: Deployment
 metadata:
   name: web
 spec:
-{%- if values.replicas is defined %}
-  replicas: {{ values.replicas }}
+{%- if values.web_replicas is defined %}
+  replicas: {{ values.web_replicas }}
 {%- endif %}
   selector:
     matchLabels: {app: web}
@@ -135,7 +135,7 @@ class TestKubernetesSteps(KubernetesCase):
 
     def test_pause_scales_to_zero_and_deploy_restores_replicas(self):
         deployment = self._with_books(
-            values='{"replicas": 3}',
+            values='{"web_replicas": 3}',
             initialize=[("Namespace", "apply", NAMESPACE)],
             deploy=[("Web", "apply", WEB)],
             pause=[("Scale down", "scale", SCALE_DOWN)],
@@ -414,7 +414,7 @@ class TestKubernetesSteps(KubernetesCase):
         workers = WEB.replace("name: web", "name: worker")
         labelled = "  labels: {tier: app}\n"
         deployment = self._with_books(
-            values='{"replicas": 2}',
+            values='{"web_replicas": 2}',
             initialize=[("Namespace", "apply", NAMESPACE)],
             deploy=[
                 (

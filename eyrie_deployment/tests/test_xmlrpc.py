@@ -32,6 +32,7 @@ class TestXmlRpc(HttpCase):
         cls.scope = cls.env["eyrie.scope"].create(
             {
                 "name": "RPC scope",
+                "domain": "test.example.com",
                 "cluster_id": cluster.id,
                 "allow_drop": True,
                 **{

@@ -53,6 +53,28 @@ ensure_odoo() {
     [ "$(odoo_version)" = "18.0" ] || die "Odoo 18.0 is still not importable after installing it"
 }
 
+# The browser tests (Odoo tours) need Chrome or Chromium, found on PATH under
+# the names Odoo looks for. Installs Debian's chromium when root with apt-get;
+# fails otherwise: Odoo would silently skip those tests.
+chromium_found() {
+    local bin
+    for bin in google-chrome chromium chromium-browser google-chrome-stable; do
+        command -v "$bin" >/dev/null 2>&1 && return 0
+    done
+    return 1
+}
+
+ensure_chromium() {
+    chromium_found && return 0
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+        say "no Chrome or Chromium for the browser tests: installing Debian's chromium"
+        apt-get update -qq && apt-get install -y -qq chromium >/dev/null \
+            || die "could not install chromium (apt-get install chromium)"
+        chromium_found && return 0
+    fi
+    die "no Chrome or Chromium on PATH: the browser tests (tours) need one. Install it, e.g. 'apt-get install chromium' on Debian, as root."
+}
+
 ensure_python_deps() {
     if ! "$PYTHON" -c 'import jinja2, yaml, kubernetes, kmock, pytest_asyncio, pytest_odoo, freezegun' 2>/dev/null; then
         say "installing Eyrie's Python requirements"

@@ -19,15 +19,26 @@
         "security/eyrie_security.xml",
         "security/ir.model.access.csv",
         "data/eyrie_cluster_data.xml",
+        "data/eyrie_book_pgo_data.xml",
+        "data/eyrie_book_odoo_data.xml",
         "data/ir_cron_data.xml",
         "views/eyrie_job_views.xml",
         "views/eyrie_deployment_views.xml",
         "views/eyrie_deployment_book_views.xml",
         "views/eyrie_scope_views.xml",
         "views/eyrie_cluster_views.xml",
+        "views/res_config_settings_views.xml",
         "views/eyrie_menus.xml",
     ],
     "demo": [
         "demo/eyrie_demo.xml",
     ],
+    "assets": {
+        "web.assets_backend": [
+            "eyrie_deployment/static/src/**/*",
+        ],
+        "web.assets_tests": [
+            "eyrie_deployment/static/tests/tours/**/*",
+        ],
+    },
 }

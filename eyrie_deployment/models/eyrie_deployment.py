@@ -6,7 +6,7 @@ import secrets
 from datetime import timedelta
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
 from ..tools.executor import DEPLOYMENT_LABEL, MANAGED_BY_LABEL
@@ -49,6 +49,10 @@ LIFECYCLE_FIELDS = frozenset(
         "paused_at",
         "timer_blocked_until",
         "credentials",
+        "timer_extension_seconds",
+        "resumed_at",
+        "drop_warned_for",
+        "drop_warned_hours",
     }
 )
 # What a deployment is made of on the cluster; fixed once it left draft.
@@ -99,6 +103,19 @@ def _is_ip_address(value):
     return True
 
 
+def _relative(delta, env):
+    """``in 2 h`` / ``2 h ago``: a rough duration for people."""
+    seconds = delta.total_seconds()
+    amount = abs(seconds)
+    if amount < 3600:
+        text = env._("%s min", max(1, round(amount / 60)))
+    elif amount < 48 * 3600:
+        text = env._("%s h", round(amount / 3600))
+    else:
+        text = env._("%s d", round(amount / 86400))
+    return env._("in %s", text) if seconds >= 0 else env._("%s ago", text)
+
+
 def namespace_from_name(name):
     slug = re.sub(r"[^a-z0-9-]+", "-", (name or "").lower())
     slug = re.sub(r"-{2,}", "-", slug).strip("-")
@@ -130,6 +147,7 @@ class EyrieDeployment(models.Model):
     _description = "Eyrie Deployment"
     _inherit = ["mail.thread", "mail.activity.mixin"]
     _order = "id desc"
+    _check_company_auto = True
 
     name = fields.Char(required=True, tracking=True)
     active = fields.Boolean(default=True)
@@ -140,7 +158,31 @@ class EyrieDeployment(models.Model):
         tracking=True,
     )
     scope_id = fields.Many2one(
-        "eyrie.scope", required=True, ondelete="restrict", tracking=True, index=True
+        "eyrie.scope",
+        required=True,
+        ondelete="restrict",
+        tracking=True,
+        index=True,
+        check_company=True,
+    )
+    company_id = fields.Many2one(
+        related="scope_id.company_id", store=True, index=True, precompute=True
+    )
+    user_id = fields.Many2one(
+        "res.users",
+        string="Responsible",
+        default=lambda self: self.env.user,
+        ondelete="set null",
+        tracking=True,
+        index="btree_not_null",
+        help="Gets the warnings before the drop timer fires.",
+    )
+    drop_protected = fields.Boolean(
+        string="Drop Protection",
+        tracking=True,
+        copy=False,
+        help="Refuses manual drop and exempts the deployment from the drop timer. "
+        "Only Eyrie managers change it.",
     )
     cluster_id = fields.Many2one(related="scope_id.cluster_id")
     allow_drop = fields.Boolean(related="scope_id.allow_drop")
@@ -295,6 +337,29 @@ class EyrieDeployment(models.Model):
         copy=False,
         help="A failed automatic action is not tried again before this time.",
     )
+    timer_extension_seconds = fields.Integer(
+        readonly=True,
+        copy=False,
+        help="How long Keep Awake postponed the timers since the last deploy.",
+    )
+    resumed_at = fields.Datetime(readonly=True, copy=False)
+    timer_summary = fields.Char(
+        string="Timers",
+        compute="_compute_timer_summary",
+        help="When the scope's timers pause and drop this deployment.",
+    )
+    drop_warned_for = fields.Datetime(
+        readonly=True,
+        copy=False,
+        help="The drop time the warnings in 'drop_warned_hours' were sent for.",
+    )
+    drop_warned_hours = fields.Char(readonly=True, copy=False)
+    drop_warning_due_at = fields.Datetime(
+        compute="_compute_drop_warning_due_at",
+        store=True,
+        index="btree_not_null",
+        help="When the next warning before drop is due.",
+    )
 
     # ------------------------------------------------------------------
     # Computes and constraints
@@ -367,31 +432,96 @@ class EyrieDeployment(models.Model):
     @api.depends(
         "repository_state",
         "deployed_at",
+        "resumed_at",
+        "timer_extension_seconds",
+        "drop_protected",
         "scope_id.allow_drop",
         "scope_id.deployment_pause_after_seconds",
         "scope_id.deployment_drop_after_seconds",
+        "scope_id.resume_grace_seconds",
     )
     def _compute_next_timers(self):
         for deployment in self:
-            scope = deployment.scope_id
-            deployed_at = deployment.deployed_at
-            pause_after = scope.deployment_pause_after_seconds
-            drop_after = scope.deployment_drop_after_seconds
-            deployment.next_pause_at = (
-                deployed_at + timedelta(seconds=pause_after)
-                if deployed_at
-                and pause_after > 0
-                and deployment.repository_state == "deploy"
-                else False
+            pause_at, drop_at = deployment._timer_times(
+                deployment.timer_extension_seconds
             )
-            deployment.next_drop_at = (
-                deployed_at + timedelta(seconds=drop_after)
-                if deployed_at
-                and drop_after > 0
-                and scope.allow_drop
-                and deployment.repository_state in ("deploy", "pause")
-                else False
+            deployment.next_pause_at = pause_at
+            deployment.next_drop_at = drop_at
+
+    def _timer_times(self, extension_seconds):
+        """(pause at, drop at) with the timers postponed by
+        ``extension_seconds``; False where a timer does not apply."""
+        self.ensure_one()
+        scope = self.scope_id
+        deployed_at = self.deployed_at
+        if not deployed_at:
+            return False, False
+        extension = timedelta(seconds=extension_seconds)
+        pause_after = scope.deployment_pause_after_seconds
+        drop_after = scope.deployment_drop_after_seconds
+        pause_at = drop_at = False
+        if pause_after > 0 and self.repository_state == "deploy":
+            pause_at = deployed_at + timedelta(seconds=pause_after) + extension
+            if self.resumed_at and scope.resume_grace_seconds:
+                grace_end = self.resumed_at + timedelta(
+                    seconds=scope.resume_grace_seconds
+                )
+                pause_at = max(pause_at, grace_end)
+        if (
+            drop_after > 0
+            and scope.allow_drop
+            and not self.drop_protected
+            and self.repository_state in ("deploy", "pause")
+        ):
+            drop_at = deployed_at + timedelta(seconds=drop_after) + extension
+        return pause_at, drop_at
+
+    @api.depends("next_pause_at", "next_drop_at")
+    def _compute_timer_summary(self):
+        now = fields.Datetime.now()
+        for deployment in self:
+            parts = []
+            if deployment.next_pause_at:
+                parts.append(
+                    self.env._(
+                        "pauses %s", _relative(deployment.next_pause_at - now, self.env)
+                    )
+                )
+            if deployment.next_drop_at:
+                parts.append(
+                    self.env._(
+                        "drops %s", _relative(deployment.next_drop_at - now, self.env)
+                    )
+                )
+            deployment.timer_summary = " · ".join(parts)
+
+    @api.depends(
+        "next_drop_at",
+        "drop_warned_for",
+        "drop_warned_hours",
+        "scope_id.drop_warning_hours",
+    )
+    def _compute_drop_warning_due_at(self):
+        for deployment in self:
+            pending = deployment._pending_drop_warnings()
+            deployment.drop_warning_due_at = (
+                deployment.next_drop_at - pending[0] if pending else False
             )
+
+    def _pending_drop_warnings(self):
+        """Lead times (longest first) whose warning was not sent for the
+        current drop time."""
+        self.ensure_one()
+        if not self.next_drop_at:
+            return []
+        sent = set()
+        if self.drop_warned_for == self.next_drop_at and self.drop_warned_hours:
+            sent = {float(hours) for hours in self.drop_warned_hours.split(",")}
+        return [
+            lead
+            for lead in self.scope_id._drop_warning_leads()
+            if lead.total_seconds() / 3600 not in sent
+        ]
 
     @api.depends("next_pause_at", "next_drop_at")
     def _compute_is_due(self):
@@ -538,11 +668,17 @@ class EyrieDeployment(models.Model):
         if not self.env.su:
             for vals in vals_list:
                 self._check_lifecycle_fields_untouched(vals)
+                if vals.get("drop_protected"):
+                    self._check_may_protect()
         return super().create(vals_list)
 
     def write(self, vals):
         if not self.env.su:
             self._check_lifecycle_fields_untouched(vals)
+            if "drop_protected" in vals and any(
+                d.drop_protected != bool(vals["drop_protected"]) for d in self
+            ):
+                self._check_may_protect()
         locked = FIELDS_LOCKED_AFTER_DRAFT & vals.keys()
         if locked:
             live = self.filtered(lambda d: d.repository_state != "draft")
@@ -568,6 +704,16 @@ class EyrieDeployment(models.Model):
         if isinstance(current, models.BaseModel):
             current = current.id
         return current != value
+
+    @api.model
+    def _check_may_protect(self):
+        if not self.env.user.has_group("eyrie_deployment.group_eyrie_manager"):
+            raise AccessError(
+                self.env._(
+                    "Only Eyrie managers can change Drop Protection; ask one to "
+                    "protect or unprotect this deployment."
+                )
+            )
 
     @api.model
     def _check_lifecycle_fields_untouched(self, vals):
@@ -622,6 +768,68 @@ class EyrieDeployment(models.Model):
     def action_drop(self):
         """Remove the deployment from its cluster, then delete the record."""
         return self._run_action("drop", trigger="user")
+
+    def action_keep_awake(self):
+        """Postpone the pause and drop timers by the scope's keep-awake
+        extension, never beyond the scope's maximum lifetime."""
+        for deployment in self:
+            deployment._keep_awake()
+        self._schedule_timers_cron()
+        return True
+
+    def _keep_awake(self):
+        self.ensure_one()
+        scope = self.scope_id
+        if not self.next_pause_at and not self.next_drop_at:
+            raise UserError(
+                self.env._(
+                    "Deployment %(name)s has no pause or drop timer running; there "
+                    "is nothing to postpone.",
+                    name=self.name,
+                )
+            )
+        if not scope.keep_awake_seconds:
+            raise UserError(
+                self.env._(
+                    "Scope %(scope)s does not allow Keep Awake: a manager can set its "
+                    "'Keep Awake Extension'.",
+                    scope=scope.name,
+                )
+            )
+        current = self.timer_extension_seconds
+        extension = self._capped_extension(current + scope.keep_awake_seconds)
+        if extension <= current:
+            raise UserError(
+                self.env._(
+                    "Deployment %(name)s reached the maximum lifetime of scope "
+                    "%(scope)s; its timers cannot be postponed any more.",
+                    name=self.name,
+                    scope=scope.name,
+                )
+            )
+        self._set_lifecycle(timer_extension_seconds=extension)
+        self.message_post(
+            body=self.env._(
+                "Kept awake by %(user)s for %(seconds)s s: pause %(pause)s, drop "
+                "%(drop)s (UTC).",
+                user=self.env.user.name,
+                seconds=extension - current,
+                pause=fields.Datetime.to_string(self.next_pause_at) or "-",
+                drop=fields.Datetime.to_string(self.next_drop_at) or "-",
+            )
+        )
+
+    def _capped_extension(self, extension):
+        """``extension`` reduced so that no timer goes past the scope's
+        maximum lifetime, counted from the deployment's creation."""
+        lifetime = self.scope_id.max_lifetime_seconds
+        if not lifetime:
+            return extension
+        limit = self.create_date + timedelta(seconds=lifetime)
+        latest = max(filter(None, self._timer_times(extension)))
+        if latest <= limit:
+            return extension
+        return max(0, extension - int((latest - limit).total_seconds()))
 
     def action_view_jobs(self):
         self.ensure_one()
@@ -693,6 +901,14 @@ class EyrieDeployment(models.Model):
                     "only a deployed deployment can be paused.",
                     name=self.name,
                     phase=dict(REPOSITORY_STATES)[self.repository_state],
+                )
+            )
+        if verb == "drop" and self.drop_protected:
+            raise UserError(
+                self.env._(
+                    "Deployment %(name)s is protected against drop. A manager can "
+                    "clear its 'Drop Protection' first.",
+                    name=self.name,
                 )
             )
         if verb == "drop" and not self.scope_id.allow_drop:
@@ -974,6 +1190,7 @@ class EyrieDeployment(models.Model):
                     "user_id": self.env.uid,
                     "previous_job_id": previous_job.id if previous_job else False,
                     "values": json.dumps(values, indent=2, sort_keys=True),
+                    "company_id": self.company_id.id,
                 }
             )
         )
@@ -1053,13 +1270,17 @@ class EyrieDeployment(models.Model):
         self._set_lifecycle(state="deploying")
 
     def _on_deploy_done(self, job):
+        resumed = self.repository_state == "pause"
         self._set_lifecycle(
             repository_state="deploy",
             state="deploy",
             deployed_at=job.ended_at,
+            resumed_at=job.ended_at if resumed else self.resumed_at,
+            timer_extension_seconds=0,
             error_message=False,
             timer_blocked_until=False,
         )
+        self._schedule_timers_cron(self._earliest_timer())
 
     def _on_pause_done(self, job):
         self._set_lifecycle(
@@ -1069,6 +1290,29 @@ class EyrieDeployment(models.Model):
             error_message=False,
             timer_blocked_until=False,
         )
+        self._schedule_timers_cron(self._earliest_timer())
+
+    def _on_job_cancelled(self, job):
+        """A pending job was cancelled: back to the phase it left, unless
+        another job of the deployment is still in progress."""
+        self.ensure_one()
+        if self.active_job_id:
+            return
+        if self.repository_state == "initialize" and not self.deployed_at:
+            self._set_lifecycle(repository_state="draft", state="draft")
+        else:
+            self._set_lifecycle(state=self.repository_state)
+        self.message_post(
+            body=self.env._(
+                "%(user)s cancelled the %(action)s job before it ran.",
+                user=self.env.user.name,
+                action=job.action,
+            )
+        )
+
+    def _earliest_timer(self):
+        times = [self.next_pause_at, self.next_drop_at, self.drop_warning_due_at]
+        return min(filter(None, times), default=None)
 
     def _on_drop_done(self, job):
         _logger.info("Deployment %s (%s) dropped by job %s", self.name, self.id, job.id)
@@ -1093,6 +1337,7 @@ class EyrieDeployment(models.Model):
     def _cron_apply_timers(self, batch_size=200):
         """Pause and drop the deployments whose scope timers are due."""
         now = fields.Datetime.now()
+        self._send_drop_warnings(now, limit=batch_size)
         rows = self._fetch_due_timers(now, limit=batch_size + 1)
         batch = rows[:batch_size]
         for deployment_id, verb in batch:
@@ -1102,7 +1347,103 @@ class EyrieDeployment(models.Model):
             commit_unless_testing(self.env.cr)
         remaining = self._count_due_timers(now) if len(rows) > batch_size else 0
         self.env["ir.cron"]._notify_progress(done=len(batch), remaining=remaining)
+        if not remaining:
+            self._schedule_timers_cron()
         return len(batch)
+
+    @api.model
+    def _schedule_timers_cron(self, at=None):
+        """Wake the timers cron when the next timer is due (default: the
+        earliest of all), so that it fires within a minute of being due
+        instead of at the cron's next periodic run."""
+        cron = self.env.ref(
+            "eyrie_deployment.ir_cron_deployment_timers", raise_if_not_found=False
+        )
+        cron = cron and cron.sudo()
+        if not cron or not cron.active:
+            return
+        if at is None:
+            at = self._next_timer_at()
+        if not at or at >= cron.nextcall:
+            return
+        already = (
+            self.env["ir.cron.trigger"]
+            .sudo()
+            .search_count([("cron_id", "=", cron.id), ("call_at", "<=", at)], limit=1)
+        )
+        if not already:
+            cron._trigger(at=at)
+
+    @api.model
+    def _next_timer_at(self):
+        """The earliest future pause, drop or warning time; one index range
+        scan per column."""
+        self.flush_model(["next_pause_at", "next_drop_at", "drop_warning_due_at"])
+        now = fields.Datetime.now()
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT LEAST(
+                    (SELECT min(next_pause_at) FROM eyrie_deployment
+                      WHERE next_pause_at > %(now)s AND active),
+                    (SELECT min(next_drop_at) FROM eyrie_deployment
+                      WHERE next_drop_at > %(now)s AND active),
+                    (SELECT min(drop_warning_due_at) FROM eyrie_deployment
+                      WHERE drop_warning_due_at > %(now)s AND active))
+                """,
+                now=now,
+            )
+        )
+        return self.env.cr.fetchone()[0]
+
+    @api.model
+    def _send_drop_warnings(self, now, limit):
+        due = self.search(
+            [("drop_warning_due_at", "<=", now)],
+            order="drop_warning_due_at",
+            limit=limit,
+        )
+        for deployment in due:
+            deployment._warn_before_drop(now)
+            commit_unless_testing(self.env.cr)
+
+    def _warn_before_drop(self, now):
+        """One activity for the due lead times; each is sent once per drop time."""
+        self.ensure_one()
+        pending = self._pending_drop_warnings()
+        due = [lead for lead in pending if self.next_drop_at - lead <= now]
+        if not due:
+            return
+        late = self.next_drop_at <= now
+        sent = set()
+        if self.drop_warned_for == self.next_drop_at and self.drop_warned_hours:
+            sent = set(self.drop_warned_hours.split(","))
+        sent |= {f"{lead.total_seconds() / 3600:g}" for lead in due}
+        self._set_lifecycle(
+            drop_warned_for=self.next_drop_at,
+            drop_warned_hours=",".join(sorted(sent, key=float)),
+        )
+        if late:
+            # The drop itself runs now; its chatter message says so.
+            return
+        summary = self.env._(
+            "%(name)s will be dropped %(when)s",
+            name=self.name,
+            when=_relative(self.next_drop_at - now, self.env),
+        )
+        self.sudo().activity_schedule(
+            "mail.mail_activity_data_warning",
+            date_deadline=self.next_drop_at.date(),
+            summary=summary,
+            note=self.env._(
+                "The drop timer of scope %(scope)s removes this deployment and "
+                "everything it runs at %(due)s UTC. Use Keep Awake to postpone it, "
+                "or ask a manager for Drop Protection.",
+                scope=self.scope_id.name,
+                due=fields.Datetime.to_string(self.next_drop_at),
+            ),
+            user_id=(self.user_id or self.create_uid).id,
+        )
 
     def _due_timers_where(self, now):
         return SQL(
@@ -1160,11 +1501,22 @@ class EyrieDeployment(models.Model):
             seconds=seconds,
             due=fields.Datetime.to_string(due_at),
         )
+        late = max(0, round((fields.Datetime.now() - due_at).total_seconds()))
+        _logger.info(
+            "Timer: %s of deployment %s fired %s s after it was due",
+            verb,
+            self.id,
+            late,
+        )
         try:
             with self.env.cr.savepoint():
                 self._run_action(verb, trigger="timer")
             body = self.env._(
-                "Automatic %(verb)s started by the %(timer)s.", verb=verb, timer=timer
+                "Automatic %(verb)s started by the %(timer)s, %(late)s s after it "
+                "was due.",
+                verb=verb,
+                timer=timer,
+                late=late,
             )
         except UserError as error:
             body = self.env._(

@@ -37,6 +37,10 @@ JOB_ACTIONS = [
     ("drop", "Drop"),
 ]
 DEFAULT_STALE_MINUTES = 15
+DEFAULT_RETENTION_DAYS = 90
+DEFAULT_KEEP_PER_DEPLOYMENT = 20
+CLEAN_BATCH = 10000
+FINAL_STATES = ("done", "failed", "cancelled")
 DEFAULT_RUNNER_SECONDS = 50
 # Transient failures (5xx, 429, unreachable cluster): 5 attempts in all,
 # about two minutes, without a worker ever sleeping.
@@ -93,6 +97,13 @@ class EyrieJob(models.Model):
         ondelete="set null",
         readonly=True,
         help="This job waits until that job is done, and is cancelled if it fails.",
+    )
+    company_id = fields.Many2one(
+        "res.company",
+        readonly=True,
+        index=True,
+        ondelete="cascade",
+        help="The company of the deployment; kept after it is dropped.",
     )
     log = fields.Text(readonly=True)
     values = fields.Text(
@@ -461,6 +472,97 @@ class EyrieJob(models.Model):
                 }
             )
             job._cancel_following_jobs()
+
+    def action_cancel(self):
+        """Cancel pending jobs (and the jobs chained after them)."""
+        self._lock_pending_for_cancel()
+        for job in self:
+            job.sudo().write(
+                {
+                    "state": "cancelled",
+                    "ended_at": fields.Datetime.now(),
+                    "error_message": self.env._(
+                        "Cancelled by %s before it ran.", self.env.user.name
+                    ),
+                }
+            )
+            job.sudo()._cancel_following_jobs()
+            if job.deployment_id:
+                job.deployment_id._on_job_cancelled(job)
+        return True
+
+    def _lock_pending_for_cancel(self):
+        # The row lock keeps a runner from taking the job meanwhile; NOWAIT
+        # because a locked row is a job a runner is taking right now.
+        self.check_access("read")
+        self.flush_recordset()
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(
+                    SQL(
+                        "SELECT id, state FROM eyrie_job WHERE id IN %s "
+                        "FOR UPDATE NOWAIT",
+                        tuple(self.ids),
+                    )
+                )
+                states = dict(self.env.cr.fetchall())
+        except pg_errors.LockNotAvailable:
+            states = {}
+        for job in self:
+            if states.get(job.id) != "pending":
+                raise UserError(
+                    self.env._(
+                        "Job %(job)s cannot be cancelled: only a pending job can, and "
+                        "it is %(state)s. A running job ends by itself; its log shows "
+                        "how far it got.",
+                        job=job.display_name,
+                        state=states.get(job.id, "running"),
+                    )
+                )
+
+    @api.model
+    def _cron_clean_jobs(self):
+        """Delete ended jobs older than the retention period, keeping the
+        last ones of each deployment (settings: eyrie.job_retention_days,
+        eyrie.job_keep_per_deployment)."""
+        parameters = self.env["ir.config_parameter"].sudo()
+        days = int(
+            parameters.get_param("eyrie.job_retention_days", DEFAULT_RETENTION_DAYS)
+        )
+        keep = int(
+            parameters.get_param(
+                "eyrie.job_keep_per_deployment", DEFAULT_KEEP_PER_DEPLOYMENT
+            )
+        )
+        if days <= 0:
+            return 0
+        self.flush_model()
+        self.env.cr.execute(
+            SQL(
+                """
+                DELETE FROM eyrie_job WHERE id IN (
+                    SELECT id FROM (
+                        SELECT id, ended_at, row_number() OVER (
+                                   PARTITION BY deployment_id, deployment_name
+                                   ORDER BY id DESC) AS newer
+                          FROM eyrie_job
+                         WHERE state IN %(final)s
+                    ) ranked
+                     WHERE newer > %(keep)s AND ended_at < %(cutoff)s
+                     LIMIT %(batch)s)
+                """,
+                final=FINAL_STATES,
+                keep=keep,
+                cutoff=fields.Datetime.now() - timedelta(days=days),
+                batch=CLEAN_BATCH,
+            )
+        )
+        deleted = self.env.cr.rowcount
+        self.invalidate_model()
+        if deleted == CLEAN_BATCH:
+            self.env.ref("eyrie_deployment.ir_cron_clean_jobs")._trigger()
+        _logger.info("Eyrie: deleted %s old jobs", deleted)
+        return deleted
 
     @api.model
     def _fail_stale_jobs(self):

@@ -1,9 +1,23 @@
+import re
+from datetime import timedelta
+
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from ..tools.values import ValuesError, check_hostname, check_values, parse_json_object
 
 BOOK_ACTIONS = ("initialize", "deploy", "pause", "drop")
+# Fields that move the deployments' timers.
+TIMER_FIELDS = frozenset(
+    {
+        "allow_drop",
+        "deployment_pause_after_seconds",
+        "deployment_drop_after_seconds",
+        "resume_grace_seconds",
+        "drop_warning_hours",
+    }
+)
+LEAD_TIMES_RE = re.compile(r"^\s*\d+(\.\d+)?\s*(,\s*\d+(\.\d+)?\s*)*$")
 
 
 class EyrieScope(models.Model):
@@ -16,6 +30,14 @@ class EyrieScope(models.Model):
 
     name = fields.Char(required=True, tracking=True)
     active = fields.Boolean(default=True)
+    company_id = fields.Many2one(
+        "res.company",
+        required=True,
+        index=True,
+        ondelete="restrict",
+        tracking=True,
+        default=lambda self: self.env.company,
+    )
     cluster_id = fields.Many2one(
         "eyrie.cluster",
         required=True,
@@ -55,6 +77,33 @@ class EyrieScope(models.Model):
         '{"odoo": {"image": "odoo:18.0", "storage": "20Gi"}}. A deployment\'s '
         "own values override them.",
     )
+    keep_awake_seconds = fields.Integer(
+        string="Keep Awake Extension (seconds)",
+        default=4 * 3600,
+        tracking=True,
+        help="Keep Awake postpones a deployment's pause and drop timers by this "
+        "long. 0 disables Keep Awake.",
+    )
+    max_lifetime_seconds = fields.Integer(
+        string="Maximum Lifetime (seconds)",
+        tracking=True,
+        help="Keep Awake never postpones a timer beyond this long after the "
+        "deployment was created. 0 means no limit.",
+    )
+    resume_grace_seconds = fields.Integer(
+        string="Grace After Resume (seconds)",
+        tracking=True,
+        help="A resumed deployment is not paused by the timer within this long "
+        "after it was resumed.",
+    )
+    drop_warning_hours = fields.Char(
+        string="Drop Warnings (hours before)",
+        default="48, 2",
+        tracking=True,
+        help="Comma-separated lead times in hours: the responsible user of a "
+        "deployment gets a warning activity this long before its drop timer "
+        "fires, once each. Empty: no warnings.",
+    )
     deployment_initialize_book_id = fields.Many2one(
         "eyrie.deployment.book",
         string="Initialize Book",
@@ -83,6 +132,17 @@ class EyrieScope(models.Model):
             ),
             "Pause and drop timers cannot be negative; use 0 for never.",
         ),
+        (
+            "durations_not_negative",
+            (
+                "CHECK(keep_awake_seconds >= 0 AND max_lifetime_seconds >= 0 "
+                "AND resume_grace_seconds >= 0)"
+            ),
+            (
+                "Keep-awake extension, maximum lifetime and grace after resume "
+                "cannot be negative; use 0 to disable them."
+            ),
+        ),
     ]
 
     @api.depends("deployment_ids")
@@ -95,12 +155,28 @@ class EyrieScope(models.Model):
         for scope in self:
             scope.deployment_count = counts.get(scope, 0)
 
-    @api.constrains("deployment_pause_after_seconds", "deployment_drop_after_seconds")
+    def write(self, vals):
+        result = super().write(vals)
+        if TIMER_FIELDS & vals.keys():
+            # A timer may now be due earlier than the cron's next run.
+            self.env["eyrie.deployment"]._schedule_timers_cron()
+        return result
+
+    @api.constrains(
+        "deployment_pause_after_seconds",
+        "deployment_drop_after_seconds",
+        "keep_awake_seconds",
+        "max_lifetime_seconds",
+        "resume_grace_seconds",
+    )
     def _check_timers(self):
         for scope in self:
             for field_name in (
                 "deployment_pause_after_seconds",
                 "deployment_drop_after_seconds",
+                "keep_awake_seconds",
+                "max_lifetime_seconds",
+                "resume_grace_seconds",
             ):
                 if scope[field_name] < 0:
                     raise ValidationError(
@@ -111,6 +187,28 @@ class EyrieScope(models.Model):
                             field=self._fields[field_name].string,
                         )
                     )
+
+    @api.constrains("drop_warning_hours")
+    def _check_drop_warning_hours(self):
+        for scope in self.filtered("drop_warning_hours"):
+            if not LEAD_TIMES_RE.match(scope.drop_warning_hours):
+                raise ValidationError(
+                    self.env._(
+                        "Scope %(scope)s: 'Drop Warnings' is '%(value)s'; write lead "
+                        "times in hours separated by commas, such as 48, 2.",
+                        scope=scope.name,
+                        value=scope.drop_warning_hours,
+                    )
+                )
+
+    def _drop_warning_leads(self):
+        """The drop warning lead times, longest first."""
+        self.ensure_one()
+        hours = (self.drop_warning_hours or "").split(",")
+        return sorted(
+            {timedelta(hours=float(hour)) for hour in hours if hour.strip()},
+            reverse=True,
+        )
 
     @api.constrains("domain")
     def _check_domain(self):

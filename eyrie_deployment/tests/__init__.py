@@ -6,3 +6,6 @@ from . import test_job_runner
 from . import test_security
 from . import test_xmlrpc
 from . import test_concurrency
+from . import test_tour
+from . import test_default_books
+from . import test_platform

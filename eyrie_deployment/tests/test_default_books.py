@@ -1,10 +1,14 @@
 import base64
 import json
+from datetime import timedelta
 
+from odoo import fields
 from odoo.exceptions import UserError, ValidationError
+from odoo.tests import HttpCase, get_db_name, new_test_user, tagged
 
 from .common import EyrieCase
-from .kube_common import DNS, MANAGED, PGO, KubernetesCase
+from .kube_common import DNS, MANAGED, PGO, KubernetesCase, seed_crds
+from .kube_emulator import EmulatedCluster
 
 
 def _decoded(secret):
@@ -503,3 +507,106 @@ class TestValues(EyrieCase):
             UserError, "set by the deployment lifecycle only"
         ):
             odoo.with_user(self.manager).write({"credentials": {"admin_password": "x"}})
+
+
+@tagged("post_install", "-at_install")
+class TestDefaultBooksXmlRpc(OperatorsMixin, HttpCase):
+    """Both built-in types, end to end over XML-RPC as an Eyrie user, with the
+    shipped books alone, against the emulated cluster."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.emulator = EmulatedCluster()
+        cls.addClassCleanup(cls.emulator.stop)
+        seed_crds(cls.emulator)
+        cls.user = new_test_user(
+            cls.env, login="eyrie_books", groups="eyrie_deployment.group_eyrie_user"
+        )
+        cluster = cls.env["eyrie.cluster"].create(
+            {"name": "Emulated books", "kubeconfig": cls.emulator.kubeconfig()}
+        )
+        cls.scope = cls.env["eyrie.scope"].create(
+            {
+                "name": "Shipped books RPC",
+                "cluster_id": cluster.id,
+                "domain": "preview.example.com",
+                "allow_drop": True,
+            }
+        )
+
+    def rpc(self, model, method, *args, **kwargs):
+        return self.xmlrpc_object.execute_kw(
+            get_db_name(),
+            self.user.id,
+            "eyrie_books",
+            model,
+            method,
+            list(args),
+            kwargs,
+        )
+
+    def _act(self, deployment_id, action):
+        self.assertIs(
+            self.rpc("eyrie.deployment", f"action_{action}", [deployment_id]), True
+        )
+        Job = self.env["eyrie.job"]
+        for _round in range(30):
+            Job._cron_run_jobs()
+            self._play_operators()
+            active = Job.search([("state", "in", ("pending", "running"))])
+            if not active:
+                break
+            active.write({"not_before": fields.Datetime.now() - timedelta(seconds=1)})
+        found = self.rpc(
+            "eyrie.deployment",
+            "search_read",
+            [("id", "=", deployment_id)],
+            fields=["repository_state", "state"],
+        )
+        return (found[0]["repository_state"], found[0]["state"]) if found else None
+
+    def test_both_types_over_xmlrpc(self):
+        create = {"scope_id": self.scope.id}
+        db_id = self.rpc(
+            "eyrie.deployment",
+            "create",
+            create | {"name": "rpc-db", "deployment_type": "pgo"},
+        )
+        odoo_id = self.rpc(
+            "eyrie.deployment",
+            "create",
+            create
+            | {
+                "name": "rpc-odoo",
+                "deployment_type": "odoo",
+                "database_mode": "shared",
+                "database_deployment_id": db_id,
+            },
+        )
+        own_id = self.rpc(
+            "eyrie.deployment",
+            "create",
+            create | {"name": "rpc-own", "deployment_type": "odoo"},
+        )
+        for deployment_id in (db_id, odoo_id, own_id):
+            self.assertEqual(self._act(deployment_id, "deploy"), ("deploy", "deploy"))
+        self.assertEqual(
+            self.emulator.get("apps/v1", "Deployment", "odoo", namespace="rpc-odoo")[
+                "spec"
+            ]["replicas"],
+            1,
+        )
+        for deployment_id in (own_id, odoo_id, db_id):
+            self.assertEqual(self._act(deployment_id, "pause"), ("pause", "pause"))
+        self.assertEqual(
+            self.emulator.get("apps/v1", "Deployment", "odoo", namespace="rpc-own")[
+                "spec"
+            ]["replicas"],
+            0,
+        )
+        for deployment_id in (db_id, odoo_id, own_id):
+            self.assertEqual(self._act(deployment_id, "deploy"), ("deploy", "deploy"))
+        for deployment_id in (own_id, odoo_id, db_id):
+            self.assertIsNone(self._act(deployment_id, "drop"))
+        self.assertEqual(self.emulator.list(labels=MANAGED), [])

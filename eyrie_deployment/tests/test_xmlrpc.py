@@ -129,3 +129,47 @@ class TestXmlRpc(HttpCase):
             self.rpc(
                 "eyrie.cluster", "read", [self.scope.cluster_id.id], ["kubeconfig"]
             )
+
+    def test_protection_keep_awake_and_cancel_as_a_user(self):
+        self.scope.write({"deployment_pause_after_seconds": 3600})
+        deployment_id = self.rpc(
+            "eyrie.deployment",
+            "create",
+            {"name": "rpc-four", "deployment_type": "odoo", "scope_id": self.scope.id},
+        )
+        with self.assertRaisesRegex(Fault, "Only Eyrie managers can change Drop"):
+            self.rpc(
+                "eyrie.deployment", "write", [deployment_id], {"drop_protected": True}
+            )
+        self.rpc("eyrie.deployment", "action_deploy", [deployment_id])
+        self.env["eyrie.job"]._cron_run_jobs()
+        before = self._read(deployment_id, ["next_pause_at"])["next_pause_at"]
+        self.assertIs(
+            self.rpc("eyrie.deployment", "action_keep_awake", [deployment_id]), True
+        )
+        after = self._read(deployment_id, ["next_pause_at", "timer_summary"])
+        self.assertGreater(after["next_pause_at"], before)
+        self.assertIn("pauses in", after["timer_summary"])
+
+        # A manager protects it; the user can neither drop it nor unprotect it.
+        deployment = self.env["eyrie.deployment"].browse(deployment_id)
+        deployment.drop_protected = True
+        with self.assertRaisesRegex(Fault, "is protected against drop"):
+            self.rpc("eyrie.deployment", "action_drop", [deployment_id])
+        with self.assertRaisesRegex(Fault, "Only Eyrie managers"):
+            self.rpc(
+                "eyrie.deployment", "write", [deployment_id], {"drop_protected": False}
+            )
+        self.assertTrue(self._read(deployment_id, ["drop_protected"])["drop_protected"])
+        # Credentials are not readable by a user.
+        with self.assertRaisesRegex(Fault, "credentials"):
+            self.rpc("eyrie.deployment", "read", [deployment_id], ["credentials"])
+
+        # A pending job can be cancelled over XML-RPC.
+        self.rpc("eyrie.deployment", "action_pause", [deployment_id])
+        job_id = self._read(deployment_id, ["active_job_id"])["active_job_id"][0]
+        self.assertIs(self.rpc("eyrie.job", "action_cancel", [job_id]), True)
+        self.assertEqual(
+            self.rpc("eyrie.job", "read", [job_id], ["state"])[0]["state"], "cancelled"
+        )
+        self.assertEqual(self._read(deployment_id, ["state"])["state"], "deploy")

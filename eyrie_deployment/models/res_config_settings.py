@@ -1,0 +1,32 @@
+from odoo import fields, models
+
+from .eyrie_job import (
+    DEFAULT_KEEP_PER_DEPLOYMENT,
+    DEFAULT_RETENTION_DAYS,
+    DEFAULT_STALE_MINUTES,
+)
+
+
+class ResConfigSettings(models.TransientModel):
+    _inherit = "res.config.settings"
+
+    eyrie_job_retention_days = fields.Integer(
+        string="Keep Jobs (days)",
+        config_parameter="eyrie.job_retention_days",
+        default=DEFAULT_RETENTION_DAYS,
+        help="Ended jobs older than this are deleted by a daily cron. 0 keeps "
+        "every job.",
+    )
+    eyrie_job_keep_per_deployment = fields.Integer(
+        string="Always Keep (jobs per deployment)",
+        config_parameter="eyrie.job_keep_per_deployment",
+        default=DEFAULT_KEEP_PER_DEPLOYMENT,
+        help="The latest jobs of each deployment are kept whatever their age.",
+    )
+    eyrie_job_stale_minutes = fields.Integer(
+        string="Stale Job Timeout (minutes)",
+        config_parameter="eyrie.job_stale_minutes",
+        default=DEFAULT_STALE_MINUTES,
+        help="A running job without a sign of life for this long is marked "
+        "failed: its worker crashed or was killed.",
+    )

@@ -53,8 +53,9 @@ class TestDeploymentTour(HttpCase):
         self.patch(Deployment, "web_read", web_read_spy)
 
     def authenticate(self, user, password, browser=None):
-        super().authenticate(user, password, browser=browser)
+        session = super().authenticate(user, password, browser=browser)
         self.logged_in.set()
+        return session
 
     def _run_jobs(self, stop, errors):
         """The job runner cron, which does not run in tests, as a loop.

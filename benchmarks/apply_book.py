@@ -76,6 +76,7 @@ def make_deployment(env, kubeconfig, objects):
         {
             "name": "bench",
             "cluster_id": cluster.id,
+            "domain": "bench.example.com",
             "deployment_initialize_book_id": initialize.id,
             "deployment_deploy_book_id": book.id,
         }

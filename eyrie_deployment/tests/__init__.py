@@ -9,4 +9,3 @@ from . import test_concurrency
 from . import test_tour
 from . import test_default_books
 from . import test_platform
-from . import test_tmp_drop

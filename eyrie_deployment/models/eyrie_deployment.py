@@ -53,6 +53,10 @@ LIFECYCLE_FIELDS = frozenset(
         "resumed_at",
         "drop_warned_for",
         "drop_warned_hours",
+        # Stored computes: only the lifecycle moves the timers.
+        "next_pause_at",
+        "next_drop_at",
+        "drop_warning_due_at",
     }
 )
 # What a deployment is made of on the cluster; fixed once it left draft.
@@ -1266,8 +1270,11 @@ class EyrieDeployment(models.Model):
         getattr(self, f"_on_{job.action}_done")(job)
 
     def _on_initialize_done(self, job):
-        # The deploy job chained after it runs next.
-        self._set_lifecycle(state="deploying")
+        # The deploy job chained after it runs next, unless it was cancelled.
+        following = self.env["eyrie.job"].search_count(
+            [("previous_job_id", "=", job.id), ("state", "=", "pending")], limit=1
+        )
+        self._set_lifecycle(state="deploying" if following else "initialize")
 
     def _on_deploy_done(self, job):
         resumed = self.repository_state == "pause"
@@ -1298,7 +1305,12 @@ class EyrieDeployment(models.Model):
         self.ensure_one()
         if self.active_job_id:
             return
-        if self.repository_state == "initialize" and not self.deployed_at:
+        initialized = any(
+            other.action == "initialize" and other.state == "done"
+            for other in self.job_ids
+        )
+        if self.repository_state == "initialize" and not initialized:
+            # Nothing ran on the cluster yet: the deployment is a draft again.
             self._set_lifecycle(repository_state="draft", state="draft")
         else:
             self._set_lifecycle(state=self.repository_state)

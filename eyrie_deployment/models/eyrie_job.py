@@ -462,13 +462,21 @@ class EyrieJob(models.Model):
             [("previous_job_id", "in", self.ids), ("state", "=", "pending")]
         )
         for job in following:
+            previous = job.previous_job_id
+            reason = (
+                self.env._(
+                    "Not run: job %s before it was cancelled.", previous.display_name
+                )
+                if previous.state == "cancelled"
+                else self.env._(
+                    "Not run: job %s before it failed.", previous.display_name
+                )
+            )
             job.write(
                 {
                     "state": "cancelled",
                     "ended_at": fields.Datetime.now(),
-                    "error_message": self.env._(
-                        "Not run: job %s before it failed.", self.display_name
-                    ),
+                    "error_message": reason,
                 }
             )
             job._cancel_following_jobs()

@@ -204,6 +204,7 @@ class TestJobs(EyrieCase):
         initialize.with_user(self.user).action_cancel()
         self.assertEqual((initialize.state, deploy.state), ("cancelled", "cancelled"))
         self.assertIn("Cancelled by", initialize.error_message)
+        self.assertIn("before it was cancelled", deploy.error_message)
         self.assertEqual(
             (deployment.repository_state, deployment.state), ("draft", "draft")
         )
@@ -212,6 +213,35 @@ class TestJobs(EyrieCase):
         deployment.action_deploy()
         self._run_jobs()
         self.assertEqual(deployment.state, "deploy")
+
+    def test_cancel_deploy_after_initialize_ran(self):
+        deployment = self._make_deployment()
+        deployment.action_deploy()
+        initialize, deploy = deployment.job_ids.sorted("id")
+        self.env["eyrie.job"]._cron_run_jobs(max_jobs=1)
+        self.assertEqual((initialize.state, deploy.state), ("done", "pending"))
+        deploy.action_cancel()
+        # The namespace exists on the cluster: not a draft any more.
+        self.assertEqual(
+            (deployment.repository_state, deployment.state),
+            ("initialize", "initialize"),
+        )
+
+    def test_cancel_chained_deploy_while_initialize_waits(self):
+        deployment = self._make_deployment()
+        deployment.action_deploy()
+        initialize, deploy = deployment.job_ids.sorted("id")
+        deploy.action_cancel()
+        self.assertEqual(deployment.state, "initializing")
+        self._run_jobs()
+        self.assertEqual(initialize.state, "done")
+        self.assertEqual(deployment.state, "initialize")
+        self.assertIn("Cancelled by", deploy.error_message)
+
+    def test_timer_fields_are_not_writable(self):
+        deployment = self._deployed()
+        with self.assertRaisesMessage(UserError, "set by the deployment lifecycle"):
+            deployment.with_user(self.user).write({"next_drop_at": "2030-01-01"})
 
     def test_cancel_pause_job_keeps_deployment_deployed(self):
         deployment = self._deployed()

@@ -1,0 +1,1217 @@
+#!/usr/bin/env python3
+"""Eyrie at scale: the timers cron, the job runner and action_deploy over
+XML-RPC with many deployments in a real database, and two job runner
+processes sharing one queue. Prints one table per measurement, with its
+target; speed targets only report "MISSED", failed correctness checks
+(each due deployment paused once, each job run once...) exit with status 1.
+
+    bin/eyrie-bench benchmarks/scale.py [--deployments 100000] [--due 1000]
+        [--jobs 1000] [--rpc-calls 200] [--double-jobs 500]
+
+Section 3 (many timers due) runs last: the pause jobs it creates are left
+pending, out of the job runner measurements. It commits, as the crons do in
+production. Its rows (scopes "Scale benchmark N", deployments scale-NNNNNNN,
+their jobs and messages) are deleted before the run and after it (--keep
+leaves them for inspection), so it can run again on the same database,
+including the test database after bin/eyrie-test.
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xmlrpc.client
+from datetime import timedelta
+
+import psycopg2
+
+import odoo
+from odoo import SUPERUSER_ID, api, fields
+from odoo.sql_db import connection_info_for
+from odoo.tools import SQL, config
+
+SCOPE_PREFIX = "Scale benchmark"
+BOOK_NAME = "Scale benchmark: one ConfigMap"
+NAME_PREFIX = "scale-"
+SCOPE_COUNT = 4
+DOMAIN = "scale.example.com"
+PAUSE_AFTER = timedelta(days=7)
+DROP_AFTER = timedelta(days=30)
+# The timers cron's default batch (_cron_apply_timers(batch_size=200)): its
+# query asks for one row more to know whether more are due.
+TIMER_BATCH = 200
+STEP_TEMPLATE = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  deployment: "{{ deployment.name }}"
+  image: "{{ values.image }}"
+  hostname: "{{ values.hostname }}"
+"""
+TARGETS_MS = {"timers_idle": 50, "job_overhead": 20, "rpc": 30}
+TARGET_DUE_SECONDS = 5
+# RSS may grow this much more for 1,000 due than for 200 due and still count
+# as flat: allocator noise, not growth with the number of rows.
+FLAT_MEMORY_SLACK = 2 << 20
+WORKER_DEADLINE_SECONDS = 600
+
+
+# ----------------------------------------------------------------------
+# Output
+# ----------------------------------------------------------------------
+
+
+def print_table(title, headers, rows, left=(0,)):
+    """An aligned text table: numbers right, the ``left`` columns left."""
+    table = [headers, *[[str(cell) for cell in row] for row in rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+
+    def line(row):
+        cells = [
+            cell.ljust(width) if i in left else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip()
+
+    print(f"\n{title}")
+    print(line(headers))
+    print("  ".join("-" * width for width in widths))
+    for row in table[1:]:
+        print(line(row))
+    sys.stdout.flush()
+
+
+def verdict(value, limit):
+    return "met" if value <= limit else "MISSED"
+
+
+def ms(seconds):
+    return f"{seconds * 1000:.1f}"
+
+
+def percentile(values, fraction):
+    """Nearest-rank percentile: a value that was actually measured."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def latency_rows(seconds, limit_ms):
+    """median / p95 / max rows of a latency table, the median against target."""
+    median = statistics.median(seconds)
+    return [
+        ["min", ms(min(seconds)), "", ""],
+        ["median", ms(median), f"<= {limit_ms}", verdict(median * 1000, limit_ms)],
+        ["p95", ms(percentile(seconds, 0.95)), "", ""],
+        ["max", ms(max(seconds)), "", ""],
+    ]
+
+
+def load_average():
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+class Checks:
+    """Correctness checks: printed at the end, any failure exits with 1."""
+
+    def __init__(self):
+        self.results = []
+
+    def check(self, name, ok, detail=""):
+        self.results.append((name, bool(ok), detail))
+        return ok
+
+    @property
+    def failed(self):
+        return [name for name, ok, _detail in self.results if not ok]
+
+    def print(self):
+        rows = [
+            [name, "ok" if ok else "FAILED", detail]
+            for name, ok, detail in self.results
+        ]
+        print_table(
+            "Correctness checks", ["check", "result", "detail"], rows, left=(0, 2)
+        )
+
+
+# ----------------------------------------------------------------------
+# Setup and cleanup
+# ----------------------------------------------------------------------
+
+
+def benchmark_scope_ids(cr):
+    cr.execute(
+        SQL("SELECT id FROM eyrie_scope WHERE name LIKE %s", f"{SCOPE_PREFIX} %")
+    )
+    return [row[0] for row in cr.fetchall()]
+
+
+def cleanup(env):
+    """Delete every row a run of this script made (it may have crashed)."""
+    cr = env.cr
+    scope_ids = benchmark_scope_ids(cr)
+    if scope_ids:
+        cr.execute(
+            SQL(
+                "SELECT array_agg(id) FROM eyrie_deployment WHERE scope_id IN %s",
+                tuple(scope_ids),
+            )
+        )
+        deployment_ids = cr.fetchone()[0] or []
+        # Plain SQL: the ORM refuses to delete deployed deployments and
+        # pending jobs, which is right for users and wrong for a benchmark.
+        cr.execute(
+            SQL(
+                "DELETE FROM eyrie_job WHERE deployment_id = ANY(%s) "
+                "OR book_id IN (SELECT id FROM eyrie_deployment_book WHERE name = %s)",
+                deployment_ids,
+                BOOK_NAME,
+            )
+        )
+        for table in ("mail_message", "mail_followers"):
+            model_column = "model" if table == "mail_message" else "res_model"
+            cr.execute(
+                SQL(
+                    "DELETE FROM %s WHERE %s = 'eyrie.deployment' AND res_id = ANY(%s)",
+                    SQL.identifier(table),
+                    SQL.identifier(model_column),
+                    deployment_ids,
+                )
+            )
+        cr.execute(
+            SQL("DELETE FROM eyrie_deployment WHERE id = ANY(%s)", deployment_ids)
+        )
+        env.invalidate_all(flush=False)
+        env["eyrie.scope"].browse(scope_ids).unlink()
+    env["eyrie.deployment.book"].with_context(active_test=False).search(
+        [("name", "=", BOOK_NAME)]
+    ).unlink()
+    cr.commit()
+
+
+def make_scopes(env):
+    """A few scopes on the dry-run cluster whose books are one ConfigMap, so
+    that every job is one short step; half of them allow drop."""
+    book = env["eyrie.deployment.book"].create(
+        {
+            "name": BOOK_NAME,
+            "step_ids": [
+                (0, 0, {"name": "settings", "kind": "apply", "template": STEP_TEMPLATE})
+            ],
+        }
+    )
+    cluster = env.ref("eyrie_deployment.eyrie_cluster_dry_run")
+    books = {
+        f"deployment_{action}_book_id": book.id
+        for action in ("initialize", "deploy", "pause", "drop")
+    }
+    scopes = env["eyrie.scope"].create(
+        [
+            {
+                "name": f"{SCOPE_PREFIX} {number}",
+                "cluster_id": cluster.id,
+                "domain": DOMAIN,
+                "allow_drop": number % 2 == 0,
+                "deployment_pause_after_seconds": int(PAUSE_AFTER.total_seconds()),
+                "deployment_drop_after_seconds": int(DROP_AFTER.total_seconds()),
+                **books,
+            }
+            for number in range(1, SCOPE_COUNT + 1)
+        ]
+    )
+    return scopes, book
+
+
+def make_templates(env, scopes):
+    """Deployments made the ordinary way, through the ORM and the job runner:
+    per scope one deployed and one paused. The others are copies of them."""
+    deployments = env["eyrie.deployment"].create(
+        [
+            {
+                "name": f"{NAME_PREFIX}template-{scope.id}-{phase}",
+                "deployment_type": "odoo",
+                "scope_id": scope.id,
+            }
+            for scope in scopes
+            for phase in ("deploy", "pause")
+        ]
+    )
+    deployments.action_deploy()
+    env.cr.commit()
+    run_jobs_until_idle(env)
+    paused = deployments.filtered(lambda d: d.name.endswith("-pause"))
+    paused.action_pause()
+    env.cr.commit()
+    run_jobs_until_idle(env)
+    states = set(deployments.mapped("state"))
+    if states != {"deploy", "pause"}:
+        raise RuntimeError(f"template deployments ended in states {states}")
+    return deployments
+
+
+def shifted_columns(cr):
+    """The columns that move with the deployment's history: every timestamp
+    but the record's own create/write dates (deployed_at, paused_at and what
+    is computed from them: next_pause_at, next_drop_at, ...)."""
+    cr.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_name = 'eyrie_deployment' "
+        "AND data_type = 'timestamp without time zone' "
+        "AND column_name NOT IN ('create_date', 'write_date') ORDER BY column_name"
+    )
+    return [row[0] for row in cr.fetchall()]
+
+
+def insert_copies(env, templates, count):
+    """Insert ``count`` copies of the templates in one statement.
+
+    Every column is the template's, whatever the model holds today, except
+    the name and namespace, and the history timestamps, all moved back by
+    the same 1 minute to 1 day: the stored computes (next_pause_at = deployed_at
+    + the scope's timer...) do not change under a shift in time, so the rows
+    are what the ORM would have stored, with all timers in the future."""
+    cr = env.cr
+    cr.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_name = 'eyrie_deployment' AND column_name != 'id' "
+        "ORDER BY ordinal_position"
+    )
+    columns = [row[0] for row in cr.fetchall()]
+    shifted = set(shifted_columns(cr))
+
+    def value(column):
+        if column in ("name", "namespace"):
+            return SQL("g.name")
+        if column in shifted:
+            return SQL("t.%s - g.shift", SQL.identifier(column))
+        return SQL("t.%s", SQL.identifier(column))
+
+    cr.execute(
+        SQL(
+            """
+            INSERT INTO eyrie_deployment (%(columns)s)
+            SELECT %(values)s
+              FROM (
+                SELECT %(prefix)s || lpad(i::text, 7, '0') AS name,
+                       (%(templates)s::int[])[1 + mod(i, %(count_templates)s)]
+                           AS template,
+                       make_interval(secs => 60 + mod(i, 86400)) AS shift
+                  FROM generate_series(1, %(count)s) AS i
+              ) AS g
+              JOIN eyrie_deployment t ON t.id = g.template
+            """,
+            columns=SQL(", ").join(SQL.identifier(column) for column in columns),
+            values=SQL(", ").join(value(column) for column in columns),
+            prefix=NAME_PREFIX,
+            templates=templates.ids,
+            count_templates=len(templates),
+            count=count,
+        )
+    )
+    cr.commit()
+    vacuum_analyze(cr.dbname)
+
+
+def vacuum_analyze(dbname):
+    """Fresh statistics, and no dead rows of an earlier run in the indexes
+    (VACUUM cannot run in the ORM's transaction: a connection of its own)."""
+    _db, connection_info = connection_info_for(dbname)
+    connection = psycopg2.connect(**connection_info)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cr:
+            cr.execute("VACUUM ANALYZE eyrie_deployment")
+            cr.execute("VACUUM ANALYZE eyrie_job")
+    finally:
+        connection.close()
+
+
+def check_orm_consistency(env, deployments, checks, label):
+    """Recompute every stored computed field of ``deployments`` with the ORM
+    and run every constraint: the rows written in SQL must be exactly what
+    the ORM would have stored. Nothing of it is kept."""
+    env.cr.commit()
+    computed = [
+        name
+        for name, field in deployments._fields.items()
+        if field.store and field.compute
+    ]
+    stored = {record.id: record.read(computed)[0] for record in deployments}
+    for name in computed:
+        env.add_to_compute(deployments._fields[name], deployments)
+    recomputed = {record.id: record.read(computed)[0] for record in deployments}
+    differing = {
+        record_id: sorted(
+            name
+            for name in computed
+            if stored[record_id][name] != recomputed[record_id][name]
+        )
+        for record_id in stored
+        if stored[record_id] != recomputed[record_id]
+    }
+    deployments._validate_fields(list(deployments._fields))
+    env.cr.rollback()
+    checks.check(
+        f"{label}: rows are what the ORM computes, constraints hold",
+        not differing,
+        f"{len(deployments)} sampled, {len(computed)} computed fields"
+        + (f", differing: {differing}" if differing else ""),
+    )
+
+
+def deploy_phase_ids(env, scopes):
+    env.cr.execute(
+        SQL(
+            "SELECT id FROM eyrie_deployment WHERE scope_id IN %s "
+            "AND state = 'deploy' ORDER BY id",
+            tuple(scopes.ids),
+        )
+    )
+    return [row[0] for row in env.cr.fetchall()]
+
+
+class DeploymentPool:
+    """Deployed deployments not used by an earlier section yet: each section
+    works on its own, so one's jobs never reach another's measurement."""
+
+    def __init__(self, ids):
+        self.ids = list(ids)
+
+    def take(self, count):
+        taken, self.ids = self.ids[:count], self.ids[count:]
+        return taken
+
+
+def setup(env, args, checks):
+    timings = []
+    start = time.perf_counter()
+    cleanup(env)
+    timings.append(["delete rows of an earlier run", time.perf_counter() - start])
+    start = time.perf_counter()
+    scopes, book = make_scopes(env)
+    templates = make_templates(env, scopes)
+    timings.append(
+        [f"{len(templates)} deployments through the ORM", time.perf_counter() - start]
+    )
+    start = time.perf_counter()
+    copies = args.deployments - len(templates)
+    insert_copies(env, templates, copies)
+    timings.append(
+        [f"{copies} copies in SQL + VACUUM ANALYZE", time.perf_counter() - start]
+    )
+    start = time.perf_counter()
+    sample = env["eyrie.deployment"].search(
+        [("scope_id", "in", scopes.ids), ("id", "not in", templates.ids)],
+        limit=4 * len(templates),
+    )
+    check_orm_consistency(env, sample, checks, "setup")
+    timings.append(["check a sample with the ORM", time.perf_counter() - start])
+    rows = [[what, f"{seconds:.2f}"] for what, seconds in timings]
+    rows.append(["total", f"{sum(seconds for _what, seconds in timings):.2f}"])
+    env.cr.execute(
+        SQL(
+            "SELECT repository_state, count(*) FROM eyrie_deployment "
+            "WHERE scope_id IN %s GROUP BY 1 ORDER BY 1",
+            tuple(scopes.ids),
+        )
+    )
+    phases = ", ".join(f"{count} {phase}" for phase, count in env.cr.fetchall())
+    print_table(
+        f"1. Setup: {phases} in {len(scopes)} scopes on the dry-run cluster",
+        ["step", "s"],
+        rows,
+    )
+    return scopes, book
+
+
+# ----------------------------------------------------------------------
+# 2. Timers cron, nothing due
+# ----------------------------------------------------------------------
+
+
+def last_query(cr):
+    """The last statement sent, parameters included (psycopg2 keeps it)."""
+    return cr._obj.query.decode()
+
+
+def explain(cr, query):
+    cr.execute(f"EXPLAIN (ANALYZE, BUFFERS) {query}")
+    return [row[0] for row in cr.fetchall()]
+
+
+def index_use(cr, plan, columns):
+    """For each column, the indexes on it that the plan scans (maybe none)."""
+    scanned = set(
+        re.findall(
+            r"(?:Bitmap Index Scan|Index Only Scan|Index Scan)(?: Backward)? "
+            r"(?:using|on) (\w+)",
+            "\n".join(plan),
+        )
+    )
+    cr.execute(
+        "SELECT indexname, indexdef FROM pg_indexes "
+        "WHERE tablename = 'eyrie_deployment'"
+    )
+    indexes = cr.fetchall()
+    return {
+        column: sorted(
+            name
+            for name, definition in indexes
+            if column in definition and name in scanned
+        )
+        for column in columns
+    }
+
+
+def timer_queries(env):
+    """The statements _fetch_due_timers and _count_due_timers send, captured
+    as sent, so that the plans follow any change of those methods."""
+    deployments = env["eyrie.deployment"]
+    now = fields.Datetime.now()
+    deployments._fetch_due_timers(now, limit=TIMER_BATCH + 1)
+    fetch = last_query(env.cr)
+    deployments._count_due_timers(now)
+    return fetch, last_query(env.cr)
+
+
+def bench_timers_idle(env, args, checks):
+    deployments = env["eyrie.deployment"]
+    times, fired = [], 0
+    for _ in range(args.timer_runs):
+        start = time.perf_counter()
+        fired += deployments._cron_apply_timers()
+        times.append(time.perf_counter() - start)
+    checks.check("timers, nothing due: nothing fired", fired == 0, f"{fired} fired")
+    limit = TARGETS_MS["timers_idle"]
+    print_table(
+        f"2. Timers cron, nothing due: _cron_apply_timers(), {args.timer_runs} runs, "
+        f"{args.deployments} deployments",
+        ["what", "ms", "target ms", "result"],
+        latency_rows(times, limit),
+    )
+    fetch, count = timer_queries(env)
+    plan = explain(env.cr, fetch)
+    print("\nEXPLAIN (ANALYZE, BUFFERS) of the _fetch_due_timers query:")
+    print("\n".join(f"  {line}" for line in plan))
+    report_index_use(env.cr, "_fetch_due_timers", plan)
+    report_index_use(env.cr, "_count_due_timers", explain(env.cr, count))
+    env.cr.rollback()
+
+
+def report_index_use(cr, method, plan):
+    use = index_use(cr, plan, ("next_pause_at", "next_drop_at"))
+    scans = sorted(set(re.findall(r"((?:Parallel )?Seq Scan on \w+)", "\n".join(plan))))
+    rows = [
+        [column, ", ".join(names) or "NOT USED", "yes", "met" if names else "MISSED"]
+        for column, names in use.items()
+    ]
+    print_table(
+        f"{method}: indexes on the timer columns in its plan"
+        + (f" (also: {', '.join(scans)})" if scans else ""),
+        ["column", "index scanned", "target", "result"],
+        rows,
+    )
+
+
+# ----------------------------------------------------------------------
+# 3. Timers cron, many due
+# ----------------------------------------------------------------------
+
+
+def make_due(env, ids):
+    """Move the history of ``ids`` back in time until their pause timer is an
+    hour overdue: the same shift of every history timestamp as in the
+    setup, so next_drop_at and the rest stay what the ORM computes."""
+    shift = SQL("%s - d.next_pause_at", fields.Datetime.now() - timedelta(hours=1))
+    env.cr.execute(
+        SQL(
+            """
+            UPDATE eyrie_deployment AS d SET %(sets)s
+              FROM (SELECT id, %(shift)s AS shift FROM eyrie_deployment AS d
+                     WHERE id = ANY(%(ids)s)) AS g
+             WHERE d.id = g.id
+            """,
+            sets=SQL(", ").join(
+                SQL(
+                    "%s = d.%s + g.shift",
+                    SQL.identifier(column),
+                    SQL.identifier(column),
+                )
+                for column in shifted_columns(env.cr)
+            ),
+            shift=shift,
+            ids=ids,
+        )
+    )
+    # The rows changed behind the ORM's back; a commit also empties its cache.
+    env.cr.commit()
+
+
+def max_id(cr, table):
+    cr.execute(SQL("SELECT coalesce(max(id), 0) FROM %s", SQL.identifier(table)))
+    return cr.fetchone()[0]
+
+
+def current_rss():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def fire_due(env):
+    """Call the cron as Odoo would until nothing is due. Returns (seconds,
+    deployments fired, RSS growth after each call, SQL queries sent).
+    RSS, not tracemalloc: tracemalloc makes this code several times slower."""
+    rss_before = current_rss()
+    queries = env.cr.sql_log_count
+    growth, fired = [], 0
+    start = time.perf_counter()
+    while True:
+        count = env["eyrie.deployment"]._cron_apply_timers()
+        growth.append(current_rss() - rss_before)
+        fired += count
+        if not count:
+            seconds = time.perf_counter() - start
+            return seconds, fired, growth, env.cr.sql_log_count - queries
+
+
+def check_one_pause_job_each(env, ids, first_job_id, checks, label):
+    env.cr.execute(
+        SQL(
+            """
+            SELECT count(*) FILTER (WHERE jobs = 1 AND state = 'pausing'),
+                   count(*) FILTER (WHERE jobs <> 1 OR state <> 'pausing')
+              FROM (SELECT d.id, d.state, count(j.id) AS jobs
+                      FROM eyrie_deployment d
+                 LEFT JOIN eyrie_job j ON j.deployment_id = d.id AND j.id > %(first)s
+                       AND j.action = 'pause' AND j.trigger = 'timer'
+                     WHERE d.id = ANY(%(ids)s)
+                  GROUP BY d.id, d.state) AS per_deployment
+            """,
+            first=first_job_id,
+            ids=ids,
+        )
+    )
+    once, wrong = env.cr.fetchone()
+    env.cr.execute(
+        SQL(
+            "SELECT count(*) FROM eyrie_job WHERE id > %s AND trigger = 'timer'",
+            first_job_id,
+        )
+    )
+    timer_jobs = env.cr.fetchone()[0]
+    checks.check(
+        f"timers, {label}: each due deployment got exactly one pause job",
+        once == len(ids) and not wrong and timer_jobs == len(ids),
+        f"{once}/{len(ids)} once, {wrong} wrong, {timer_jobs} timer jobs in all",
+    )
+
+
+def bench_timers_due(env, args, pool, checks):
+    runs = {}
+    # A fifth first: it also warms up (code paths, caches); then the timed
+    # run. Memory is flat when five times the due rows grow RSS no more.
+    for count in dict.fromkeys((max(1, args.due // 5), args.due)):
+        ids = pool.take(count)
+        first_job_id = max_id(env.cr, "eyrie_job")
+        make_due(env, ids)
+        if count == args.due:
+            sample = env["eyrie.deployment"].browse(ids[:16])
+            check_orm_consistency(env, sample, checks, "made due")
+        runs[count] = fire_due(env)
+        check_one_pause_job_each(env, ids, first_job_id, checks, f"{count} due")
+    seconds, fired, growth, queries = runs[args.due]
+    print_table(
+        f"3. Timers cron, {args.due} due: _cron_apply_timers() until it returns 0",
+        ["what", "measured", "target", "result"],
+        [
+            [
+                "total s",
+                f"{seconds:.2f}",
+                f"<= {TARGET_DUE_SECONDS}",
+                verdict(seconds, TARGET_DUE_SECONDS),
+            ],
+            ["ms per due deployment", ms(seconds / max(fired, 1)), "", ""],
+            [
+                "SQL queries per due deployment",
+                f"{queries / max(fired, 1):.0f}",
+                "",
+                "",
+            ],
+            [f"cron calls (batches of {TIMER_BATCH}, then 0)", len(growth), "", ""],
+        ],
+    )
+    small_growth = runs[min(runs)][2][-1]
+    flat = growth[-1] <= small_growth + FLAT_MEMORY_SLACK
+    print_table(
+        f"   memory: flat = RSS growth of {args.due} due <= that of {min(runs)} "
+        f"due + {FLAT_MEMORY_SLACK >> 20} MiB: " + ("met" if flat else "MISSED"),
+        ["run", "s", "RSS growth MiB", "RSS growth after each cron call, MiB"],
+        [
+            [
+                f"{count} due",
+                f"{run_seconds:.2f}",
+                f"{run_growth[-1] / 2**20:+.1f}",
+                " ".join(f"{value / 2**20:+.1f}" for value in run_growth),
+            ]
+            for count, (run_seconds, _fired, run_growth, _queries) in runs.items()
+        ],
+        left=(0, 3),
+    )
+    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"   process max RSS: {max_rss:.0f} MiB")
+
+
+# ----------------------------------------------------------------------
+# 4. Job runner
+# ----------------------------------------------------------------------
+
+
+def pending_jobs(env):
+    env.cr.execute(
+        "SELECT count(*) FROM eyrie_job WHERE state IN ('pending', 'running')"
+    )
+    return env.cr.fetchone()[0]
+
+
+def run_jobs_until_idle(env):
+    """Call the job runner as the cron would until it finds nothing to do."""
+    jobs = env["eyrie.job"]
+    done = 0
+    while count := jobs._cron_run_jobs():
+        done += count
+    env.cr.commit()
+    return done
+
+
+def drain(env, checks, label):
+    """Run the jobs an earlier section left pending, untimed."""
+    start = time.perf_counter()
+    done = run_jobs_until_idle(env)
+    left = pending_jobs(env)
+    checks.check(
+        f"{label}: every pending job ran", not left, f"{done} run, {left} left"
+    )
+    seconds = time.perf_counter() - start
+    print(f"\n   ({label}: ran {done} jobs in {seconds:.1f} s, untimed)")
+
+
+def create_deploy_jobs(env, ids):
+    """action_deploy on ``ids`` (deployed: one update job each), committed.
+    Returns the new jobs and the seconds it took."""
+    deployments = env["eyrie.deployment"].browse(ids)
+    start = time.perf_counter()
+    deployments.action_deploy()
+    env.cr.commit()
+    seconds = time.perf_counter() - start
+    jobs = env["eyrie.job"].search(
+        [("deployment_id", "in", ids), ("state", "=", "pending")], order="id"
+    )
+    return jobs, seconds
+
+
+def time_step_alone(jobs, step):
+    """Seconds to render the step and run it on the dry-run executor for
+    every job, with the contexts prepared beforehand: what a job would cost
+    without the runner's bookkeeping. Best of three passes."""
+    from odoo.addons.eyrie_deployment.tools.executor import DryRunExecutor
+    from odoo.addons.eyrie_deployment.tools.template import render_documents
+
+    prepared = [
+        (
+            job.deployment_id._template_context(json.loads(job.values)),
+            job.deployment_id.namespace,
+            job.deployment_id._cluster_labels(),
+        )
+        for job in jobs
+    ]
+    cluster = jobs.cluster_id[:1].name
+    passes = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for context, namespace, labels in prepared:
+            documents = render_documents(step.template, context)
+            DryRunExecutor(cluster, namespace, labels).run_step(step.kind, documents)
+        passes.append(time.perf_counter() - start)
+    return min(passes)
+
+
+def bench_job_runner(env, args, pool, book, checks):
+    ids = pool.take(args.jobs)
+    jobs, create_seconds = create_deploy_jobs(env, ids)
+    job_ids = jobs.ids
+    queries = env.cr.sql_log_count
+    start = time.perf_counter()
+    done = run_jobs_until_idle(env)
+    total = time.perf_counter() - start
+    queries = env.cr.sql_log_count - queries
+    env.cr.execute(
+        SQL(
+            "SELECT count(*) FROM eyrie_job WHERE id = ANY(%s) AND state = 'done'",
+            job_ids,
+        )
+    )
+    finished = env.cr.fetchone()[0]
+    checks.check(
+        f"job runner: all {len(job_ids)} jobs done",
+        finished == len(job_ids) == args.jobs and done == len(job_ids),
+        f"{finished} done, {done} run",
+    )
+    step_alone = time_step_alone(env["eyrie.job"].browse(job_ids), book.step_ids)
+    env.cr.rollback()
+    count = max(len(job_ids), 1)
+    overhead = (total - step_alone) / count
+    limit = TARGETS_MS["job_overhead"]
+    print_table(
+        f"4. Job runner: {len(job_ids)} one-step dry-run jobs (a ConfigMap), "
+        "_cron_run_jobs() until idle",
+        ["what", "measured", "target", "result"],
+        [
+            ["total s", f"{total:.2f}", "", ""],
+            ["jobs/s", f"{count / total:.0f}", "", ""],
+            ["ms per job", ms(total / count), "", ""],
+            ["SQL queries per job", f"{queries / count:.0f}", "", ""],
+            [
+                "step alone (render + dry run), ms per job",
+                ms(step_alone / count),
+                "",
+                "",
+            ],
+            [
+                "overhead ms per job",
+                ms(overhead),
+                f"<= {limit}",
+                verdict(overhead * 1000, limit),
+            ],
+            [
+                "(creating them: action_deploy in-process, ms each)",
+                ms(create_seconds / count),
+                "",
+                "",
+            ],
+        ],
+    )
+
+
+# ----------------------------------------------------------------------
+# Odoo server subprocesses
+# ----------------------------------------------------------------------
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(args, port, log):
+    """An Odoo server on the database without cron threads: the job runner
+    must not take the jobs action_deploy creates while they are counted."""
+    command = [
+        sys.executable,
+        "-m",
+        "odoo",
+        "server",
+        "-c",
+        args.config,
+        "-d",
+        args.database,
+        f"--http-port={port}",
+        "--http-interface=127.0.0.1",
+        "--max-cron-threads=0",
+        "--workers=0",
+        "--log-level=warn",
+    ]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_for_server(server, url, log_path, timeout=120):
+    common = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            break
+        try:
+            return common.version()
+        except OSError:
+            time.sleep(0.2)
+    with open(log_path) as log:
+        tail = log.read()[-3000:]
+    raise RuntimeError(f"the Odoo server did not answer on {url}:\n{tail}")
+
+
+def stop_process(process):
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# ----------------------------------------------------------------------
+# 5. action_deploy over XML-RPC
+# ----------------------------------------------------------------------
+
+
+def time_rpc_calls(url, args, ids):
+    common = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common")
+    uid = common.authenticate(args.database, "admin", args.admin_password, {})
+    if not uid:
+        raise RuntimeError(
+            "XML-RPC login of admin failed: pass --admin-password (a fresh test "
+            "database has admin/admin)"
+        )
+    models = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object", allow_none=True)
+
+    def call(method, *call_args):
+        return models.execute_kw(
+            args.database,
+            uid,
+            args.admin_password,
+            "eyrie.deployment",
+            method,
+            *call_args,
+        )
+
+    def timed(method, *call_args):
+        start = time.perf_counter()
+        result = call(method, *call_args)
+        return time.perf_counter() - start, result
+
+    # Warm-up (first requests, access rights), and the cost of a call that
+    # does next to nothing: what the transport and Odoo's dispatch take.
+    reads = [timed("read", [[deployment_id], ["state"]])[0] for deployment_id in ids]
+    deploys = [timed("action_deploy", [[deployment_id]]) for deployment_id in ids]
+    return reads, [seconds for seconds, _ in deploys], [result for _, result in deploys]
+
+
+def bench_rpc(env, args, pool, checks):
+    ids = pool.take(args.rpc_calls)
+    first_job_id = max_id(env.cr, "eyrie_job")
+    env.cr.commit()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.NamedTemporaryFile(
+        "w+", prefix="eyrie-scale-server-", suffix=".log"
+    ) as log:
+        server = start_server(args, port, log)
+        try:
+            wait_for_server(server, url, log.name)
+            reads, times, results = time_rpc_calls(url, args, ids)
+        finally:
+            stop_process(server)
+    env.cr.rollback()  # a new snapshot: see what the server committed
+    env.cr.execute(
+        SQL(
+            "SELECT count(DISTINCT deployment_id), count(*) FROM eyrie_job "
+            "WHERE id > %s AND action = 'deploy' AND state = 'pending' "
+            "AND deployment_id = ANY(%s)",
+            first_job_id,
+            ids,
+        )
+    )
+    deployments_with_job, new_jobs = env.cr.fetchone()
+    checks.check(
+        "XML-RPC: each action_deploy returned True and created one job",
+        all(result is True for result in results)
+        and deployments_with_job == new_jobs == len(ids),
+        f"{new_jobs} jobs for {deployments_with_job} deployments",
+    )
+    print_table(
+        f"5. action_deploy over XML-RPC (an update: one job), {len(ids)} calls on "
+        f"{len(ids)} deployments, round trip",
+        ["what", "ms", "target ms", "result"],
+        [
+            *latency_rows(times, TARGETS_MS["rpc"]),
+            [
+                "(baseline: read of one field, median)",
+                ms(statistics.median(reads)),
+                "",
+                "",
+            ],
+        ],
+    )
+
+
+# ----------------------------------------------------------------------
+# 6. Two runner processes, one queue
+# ----------------------------------------------------------------------
+
+
+def start_worker(args):
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--config",
+        args.config,
+        "--database",
+        args.database,
+        "--worker",
+    ]
+    return subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+
+
+def run_workers(args):
+    """Two runner processes started at the same instant; their reports."""
+    workers = [start_worker(args) for _ in range(2)]
+    try:
+        for worker in workers:
+            # Each booted its registry and waits: both start together.
+            if worker.stdout.readline().strip() != "ready":
+                raise RuntimeError("a runner process did not start")
+        start = time.perf_counter()
+        for worker in workers:
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        reports = [
+            json.loads(worker.communicate(timeout=WORKER_DEADLINE_SECONDS)[0])
+            for worker in workers
+        ]
+        seconds = time.perf_counter() - start
+    finally:
+        for worker in workers:
+            stop_process(worker)
+    if any(worker.returncode for worker in workers):
+        raise RuntimeError("a runner process failed")
+    return reports, seconds
+
+
+def worker_main(args):
+    """One runner process: loop the job runner until nothing is pending and
+    print the ids of the jobs it executed (the database keeps only the last
+    runner of a job, so two runs of one job would not show there)."""
+    registry = odoo.modules.registry.Registry(args.database)
+    executed = []
+    job_class = registry["eyrie.job"]
+    execute = job_class._execute
+
+    def recording_execute(self):
+        executed.append(self.id)
+        return execute(self)
+
+    # Patched in this process only, which runs nothing but this loop.
+    job_class._execute = recording_execute
+    print("ready", flush=True)
+    sys.stdin.readline()
+    deadline = time.monotonic() + WORKER_DEADLINE_SECONDS
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        while time.monotonic() < deadline:
+            ran = env["eyrie.job"]._cron_run_jobs()
+            cr.commit()
+            # None left to take, but the other runner may hold the last ones.
+            if not ran and not pending_jobs(env):
+                break
+            if not ran:
+                time.sleep(0.05)
+        else:
+            raise SystemExit("jobs still pending at the deadline")
+    print(json.dumps({"pid": os.getpid(), "executed": executed}), flush=True)
+
+
+def job_log_step_counts(env, job_ids):
+    """Per job: how many step lines ("Step 1 ...") and dry-run lines its log has."""
+    env.cr.execute(
+        SQL(
+            "SELECT id, state, worker, log, deployment_id FROM eyrie_job "
+            "WHERE id = ANY(%s)",
+            job_ids,
+        )
+    )
+    return {
+        job_id: {
+            "state": state,
+            "worker": worker,
+            "steps": len(re.findall(r"^Step \d+ ", log or "", re.MULTILINE)),
+            "applies": len(re.findall(r"^\s+would apply ", log or "", re.MULTILINE)),
+            "deployment_id": deployment_id,
+        }
+        for job_id, state, worker, log, deployment_id in env.cr.fetchall()
+    }
+
+
+def check_exactly_once(env, job_ids, reports, checks):
+    runs = [job_id for report in reports for job_id in report["executed"]]
+    jobs = job_log_step_counts(env, job_ids)
+    env.cr.execute(
+        SQL(
+            "SELECT count(*) FROM eyrie_deployment "
+            "WHERE id = ANY(%s) AND state = 'deploy'",
+            [job["deployment_id"] for job in jobs.values()],
+        )
+    )
+    deployed = env.cr.fetchone()[0]
+    total = len(job_ids)
+    checks.check(
+        "two runners: each job executed exactly once",
+        len(runs) == len(set(runs)) and set(runs) == set(job_ids),
+        f"{len(runs)} executions of {len(set(runs))} distinct jobs, {total} created",
+    )
+    checks.check(
+        f"two runners: all {total} jobs done",
+        sum(job["state"] == "done" for job in jobs.values()) == total,
+    )
+    checks.check(
+        "two runners: each log has exactly one step line and one apply",
+        all(job["steps"] == 1 and job["applies"] == 1 for job in jobs.values()),
+    )
+    checks.check(
+        "two runners: each deployment deployed again", deployed == total, f"{deployed}"
+    )
+    checks.check(
+        "two runners: both took a share", all(report["executed"] for report in reports)
+    )
+    return jobs
+
+
+def bench_two_runners(env, args, pool, checks):
+    """Two python3 processes, each with its own registry, loop the job runner
+    on one queue. Not two Odoo servers: ir.cron locks its own row (FOR NO KEY
+    UPDATE SKIP LOCKED), so two servers never run the job runner cron at the
+    same time, take turns, and would not contend for a single job; the
+    runner's own locking is what must hold when two run at once."""
+    jobs, _seconds = create_deploy_jobs(env, pool.take(args.double_jobs))
+    job_ids = jobs.ids
+    reports, seconds = run_workers(args)
+    env.cr.rollback()  # a new snapshot: see what the runners committed
+    per_job = check_exactly_once(env, job_ids, reports, checks)
+    rows = []
+    for report in reports:
+        pid = f":{report['pid']}:"
+        in_db = sum(pid in (job["worker"] or "") for job in per_job.values())
+        rows.append([f"process {report['pid']}", len(report["executed"]), in_db])
+    rows.append(["total", sum(len(r["executed"]) for r in reports), len(per_job)])
+    print_table(
+        f"6. Two runner processes, {len(job_ids)} jobs, both looping "
+        f"_cron_run_jobs(): {seconds:.2f} s, {len(job_ids) / seconds:.0f} jobs/s",
+        ["runner", "jobs it executed", "jobs with its worker in DB"],
+        rows,
+    )
+    print(
+        "   (two python3 processes looping _cron_run_jobs(), not two Odoo servers:"
+        "\n   ir.cron locks its row, so two servers would never run the runner at"
+        "\n   once and never contend for a job)"
+    )
+
+
+# ----------------------------------------------------------------------
+# Main
+# ----------------------------------------------------------------------
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("-c", "--config", required=True, help="Odoo configuration file")
+    parser.add_argument("-d", "--database", required=True)
+    parser.add_argument(
+        "--deployments", type=int, default=100_000, help="half deployed, half paused"
+    )
+    parser.add_argument("--due", type=int, default=1000, help="timers made due (3.)")
+    parser.add_argument("--jobs", type=int, default=1000, help="jobs run (4.)")
+    parser.add_argument("--rpc-calls", type=int, default=200, help="XML-RPC (5.)")
+    parser.add_argument(
+        "--double-jobs", type=int, default=500, help="jobs for two runners (6.)"
+    )
+    parser.add_argument(
+        "--timer-runs", type=int, default=20, help="cron runs, nothing due (2.)"
+    )
+    parser.add_argument("--admin-password", default="admin", help="for XML-RPC")
+    parser.add_argument("--skip-rpc", action="store_true", help="skip 5.")
+    parser.add_argument("--skip-double", action="store_true", help="skip 6.")
+    parser.add_argument("--keep", action="store_true", help="keep the rows afterwards")
+    # A runner process of section 6 (this script started by itself).
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    needed = (
+        args.due
+        + max(1, args.due // 5)
+        + args.jobs
+        + (0 if args.skip_rpc else args.rpc_calls)
+        + (0 if args.skip_double else args.double_jobs)
+    )
+    if not args.worker and needed > args.deployments // 2:
+        parser.error(
+            f"the sections need {needed} deployed deployments; "
+            f"--deployments {args.deployments} makes {args.deployments // 2}"
+        )
+    return args
+
+
+def run(env, args, checks):
+    scopes, book = setup(env, args, checks)
+    pool = DeploymentPool(deploy_phase_ids(env, scopes))
+    env.cr.rollback()
+    bench_timers_idle(env, args, checks)
+    bench_job_runner(env, args, pool, book, checks)
+    if not args.skip_rpc:
+        bench_rpc(env, args, pool, checks)
+        drain(env, checks, "deploy jobs of section 5")
+    if not args.skip_double:
+        bench_two_runners(env, args, pool, checks)
+    # Last: the pause jobs it creates need not run (the cleanup deletes them),
+    # and would otherwise reach the job runner measurements.
+    bench_timers_due(env, args, pool, checks)
+
+
+def main():
+    args = parse_args()
+    # Odoo's own logs at warning level: the tables are the output.
+    config.parse_config(["-c", args.config, "-d", args.database, "--log-level=warn"])
+    if args.worker:
+        worker_main(args)
+        return
+    started = time.perf_counter()
+    # Other work on the machine slows every figure: say how busy it was.
+    print(
+        f"Eyrie scale benchmark on database {args.database}, {os.cpu_count()} CPUs, "
+        f"load average at the start: {load_average()}"
+    )
+    registry = odoo.modules.registry.Registry(args.database)
+    checks = Checks()
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        first_trigger = max_id(cr, "ir_cron_trigger")
+        try:
+            run(env, args, checks)
+        finally:
+            cr.rollback()
+            if not args.keep:
+                cleanup(env)
+                # The actions woke Eyrie's crons: drop those wake-ups.
+                crons = env.ref("eyrie_deployment.ir_cron_run_jobs") | env.ref(
+                    "eyrie_deployment.ir_cron_deployment_timers"
+                )
+                cr.execute(
+                    SQL(
+                        "DELETE FROM ir_cron_trigger WHERE id > %s AND cron_id IN %s",
+                        first_trigger,
+                        tuple(crons.ids),
+                    )
+                )
+                cr.commit()
+    checks.print()
+    print(
+        f"\nRun time: {time.perf_counter() - started:.1f} s; "
+        f"load average at the end: {load_average()}"
+    )
+    if checks.failed:
+        print(f"CORRECTNESS FAILED: {', '.join(checks.failed)}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

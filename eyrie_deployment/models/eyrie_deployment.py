@@ -1203,6 +1203,8 @@ class EyrieDeployment(models.Model):
         self.sudo().write(vals)
 
     def _wake_job_runner(self):
+        if self.env.context.get("eyrie_defer_wake"):
+            return
         cron = self.env.ref(
             "eyrie_deployment.ir_cron_run_jobs", raise_if_not_found=False
         )
@@ -1352,10 +1354,16 @@ class EyrieDeployment(models.Model):
         self._send_drop_warnings(now, limit=batch_size)
         rows = self._fetch_due_timers(now, limit=batch_size + 1)
         batch = rows[:batch_size]
-        for deployment_id, verb in batch:
-            self.browse(deployment_id)._fire_timer(verb, now)
-            # Safe: each deployment's action is complete in itself; committing
-            # keeps it if a later one crashes the worker.
+        # One wake-up of the job runner for the whole batch, not one each.
+        deployments = self.browse([row[0] for row in batch]).with_context(
+            eyrie_defer_wake=True
+        )
+        for deployment, (_id, verb) in zip(deployments, batch, strict=True):
+            deployment._fire_timer(verb, now)
+        if batch:
+            self._wake_job_runner()
+            # Safe: each action is complete in itself (one savepoint each), and
+            # a batch lost to a crash is still due at the next run.
             commit_unless_testing(self.env.cr)
         remaining = self._count_due_timers(now) if len(rows) > batch_size else 0
         self.env["ir.cron"]._notify_progress(done=len(batch), remaining=remaining)
@@ -1538,5 +1546,6 @@ class EyrieDeployment(models.Model):
                 timer=timer,
                 error=error.args[0],
             )
-        self.message_post(body=body)
+        # A note: logged for the record, without notifying every follower.
+        self._message_log(body=body)
         self._set_lifecycle(timer_blocked_until=now + TIMER_RETRY_DELAY)

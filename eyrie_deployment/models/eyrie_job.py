@@ -252,7 +252,9 @@ class EyrieJob(models.Model):
                            FOR UPDATE SKIP LOCKED
                         """,
                         self._runnable_where(),
-                    )
+                    ),
+                    # A lost race is expected: not worth an ERROR in the log.
+                    log_exceptions=False,
                 )
                 row = self.env.cr.fetchone()
         except pg_errors.SerializationFailure:

@@ -8,6 +8,7 @@ silently producing an empty string, and templates only ever see plain data
 """
 
 import base64
+import functools
 import json
 
 import yaml
@@ -44,6 +45,13 @@ _ENVIRONMENT = _make_environment()
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+@functools.lru_cache(maxsize=512)
+def _compiled(source):
+    # Compiling is most of a small step's rendering time; a book's templates
+    # are few and change rarely. Templates are immutable once compiled.
+    return _ENVIRONMENT.from_string(source)
+
+
 def check_syntax(source):
     """Raise ``TemplateSyntaxError`` when ``source`` is not valid Jinja2."""
     _ENVIRONMENT.parse(source or "")
@@ -62,7 +70,7 @@ def render_documents(source, context):
     the cause (undefined variable, broken YAML, ...).
     """
     try:
-        rendered = _ENVIRONMENT.from_string(source or "").render(context)
+        rendered = _compiled(source or "").render(context)
     except TemplateSyntaxError as error:
         raise TemplateRenderError(
             f"template syntax error at {syntax_error_message(error)}"

@@ -259,13 +259,14 @@ class EyrieDeployment(models.Model):
         tracking=True,
         index=True,
     )
+    # Not tracked: it moves at every action, and the jobs are that history;
+    # the chatter tracks the phase (repository_state) and posts failures.
     state = fields.Selection(
         STATES,
         default="draft",
         required=True,
         readonly=True,
         copy=False,
-        tracking=True,
         index=True,
     )
     error_message = fields.Text(readonly=True, copy=False)

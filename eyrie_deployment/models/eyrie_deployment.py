@@ -5,6 +5,8 @@ import re
 import secrets
 from datetime import timedelta
 
+from markupsafe import escape
+
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
@@ -1359,9 +1361,17 @@ class EyrieDeployment(models.Model):
         deployments = self.browse([row[0] for row in batch]).with_context(
             eyrie_defer_wake=True
         )
-        for deployment, (_id, verb) in zip(deployments, batch, strict=True):
-            deployment._fire_timer(verb, now)
+        notes = {
+            deployment.id: deployment._fire_timer(verb, now)
+            for deployment, (_id, verb) in zip(deployments, batch, strict=True)
+        }
         if batch:
+            # One chatter note per deployment, logged together, without
+            # notifying every follower.
+            deployments._message_log_batch(
+                {deployment_id: escape(note) for deployment_id, note in notes.items()}
+            )
+            deployments._set_lifecycle(timer_blocked_until=now + TIMER_RETRY_DELAY)
             self._wake_job_runner()
             # Safe: each action is complete in itself (one savepoint each), and
             # a batch lost to a crash is still due at the next run.
@@ -1511,6 +1521,8 @@ class EyrieDeployment(models.Model):
         return self.env.cr.fetchone()[0]
 
     def _fire_timer(self, verb, now):
+        """Run the due action; returns the chatter note saying what the
+        timer did. The caller blocks the timer for an hour either way."""
         self.ensure_one()
         due_at = self.next_drop_at if verb == "drop" else self.next_pause_at
         seconds = self.scope_id[f"deployment_{verb}_after_seconds"]
@@ -1547,6 +1559,4 @@ class EyrieDeployment(models.Model):
                 timer=timer,
                 error=error.args[0],
             )
-        # A note: logged for the record, without notifying every follower.
-        self._message_log(body=body)
-        self._set_lifecycle(timer_blocked_until=now + TIMER_RETRY_DELAY)
+        return body

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from odoo import fields
+from odoo.tests import HttpCase, get_db_name, new_test_user
 
 from .common import EyrieCase
 from .kube_emulator import EmulatedCluster
@@ -67,3 +68,31 @@ class KubernetesCase(EyrieCase):
         return deployment.job_ids.filtered(lambda j: j.action == action).sorted("id")[
             -1:
         ]
+
+
+class KubernetesRpcCase(HttpCase):
+    """An Eyrie user (login ``LOGIN``, password the same) driving Eyrie over
+    XML-RPC, with an emulated cluster for the class (``cls.cluster``)."""
+
+    LOGIN = "eyrie_rpc_user"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.emulator = EmulatedCluster()
+        cls.addClassCleanup(cls.emulator.stop)
+        seed_crds(cls.emulator)
+        cls.user = new_test_user(
+            cls.env, login=cls.LOGIN, groups="eyrie_deployment.group_eyrie_user"
+        )
+        cls.cluster = cls.env["eyrie.cluster"].create(
+            {
+                "name": f"Emulated for {cls.LOGIN}",
+                "kubeconfig": cls.emulator.kubeconfig(),
+            }
+        )
+
+    def rpc(self, model, method, *args, **kwargs):
+        return self.xmlrpc_object.execute_kw(
+            get_db_name(), self.user.id, self.LOGIN, model, method, list(args), kwargs
+        )

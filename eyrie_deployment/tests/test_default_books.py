@@ -4,11 +4,10 @@ from datetime import timedelta
 
 from odoo import fields
 from odoo.exceptions import UserError, ValidationError
-from odoo.tests import HttpCase, get_db_name, new_test_user, tagged
+from odoo.tests import tagged
 
 from .common import EyrieCase
-from .kube_common import DNS, MANAGED, PGO, KubernetesCase, seed_crds
-from .kube_emulator import EmulatedCluster
+from .kube_common import DNS, MANAGED, PGO, KubernetesCase, KubernetesRpcCase
 
 
 def _decoded(secret):
@@ -510,40 +509,22 @@ class TestValues(EyrieCase):
 
 
 @tagged("post_install", "-at_install")
-class TestDefaultBooksXmlRpc(OperatorsMixin, HttpCase):
+class TestDefaultBooksXmlRpc(OperatorsMixin, KubernetesRpcCase):
     """Both built-in types, end to end over XML-RPC as an Eyrie user, with the
     shipped books alone, against the emulated cluster."""
+
+    LOGIN = "eyrie_books"
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.emulator = EmulatedCluster()
-        cls.addClassCleanup(cls.emulator.stop)
-        seed_crds(cls.emulator)
-        cls.user = new_test_user(
-            cls.env, login="eyrie_books", groups="eyrie_deployment.group_eyrie_user"
-        )
-        cluster = cls.env["eyrie.cluster"].create(
-            {"name": "Emulated books", "kubeconfig": cls.emulator.kubeconfig()}
-        )
         cls.scope = cls.env["eyrie.scope"].create(
             {
                 "name": "Shipped books RPC",
-                "cluster_id": cluster.id,
+                "cluster_id": cls.cluster.id,
                 "domain": "preview.example.com",
                 "allow_drop": True,
             }
-        )
-
-    def rpc(self, model, method, *args, **kwargs):
-        return self.xmlrpc_object.execute_kw(
-            get_db_name(),
-            self.user.id,
-            "eyrie_books",
-            model,
-            method,
-            list(args),
-            kwargs,
         )
 
     def _act(self, deployment_id, action):

@@ -1,10 +1,9 @@
 from datetime import timedelta
 
 from odoo import fields
-from odoo.tests import HttpCase, get_db_name, new_test_user, tagged
+from odoo.tests import tagged
 
-from .kube_common import MANAGED, seed_crds
-from .kube_emulator import EmulatedCluster
+from .kube_common import MANAGED, KubernetesRpcCase
 from .test_kubernetes_steps import CONFIG, NAMESPACE, ROLLOUT, SCALE_DOWN, SECRET, WEB
 
 DROP = [
@@ -23,22 +22,16 @@ DROP = [
 
 
 @tagged("post_install", "-at_install")
-class TestKubernetesLifecycleXmlRpc(HttpCase):
+class TestKubernetesLifecycleXmlRpc(KubernetesRpcCase):
     """The seed's lifecycle, driven over XML-RPC by an Eyrie user, against a
     Kubernetes API reached through the official client."""
+
+    LOGIN = "eyrie_k8s"
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.emulator = EmulatedCluster()
-        cls.addClassCleanup(cls.emulator.stop)
-        seed_crds(cls.emulator)
-        cls.user = new_test_user(
-            cls.env, login="eyrie_k8s", groups="eyrie_deployment.group_eyrie_user"
-        )
-        cluster = cls.env["eyrie.cluster"].create(
-            {"name": "Emulated RPC", "kubeconfig": cls.emulator.kubeconfig()}
-        )
+        cluster = cls.cluster
         books = {
             "initialize": [
                 ("Namespace", "apply", NAMESPACE),
@@ -67,11 +60,6 @@ class TestKubernetesLifecycleXmlRpc(HttpCase):
             )
             scope_vals[f"deployment_{action}_book_id"] = book.id
         cls.scope = cls.env["eyrie.scope"].create(scope_vals)
-
-    def rpc(self, model, method, *args, **kwargs):
-        return self.xmlrpc_object.execute_kw(
-            get_db_name(), self.user.id, "eyrie_k8s", model, method, list(args), kwargs
-        )
 
     def _state(self, deployment_id):
         record = self.rpc(

@@ -972,6 +972,28 @@ class EyrieDeployment(models.Model):
 
     @api.private
     def pgo_action_pause(self):
+        running = (
+            self.sudo()
+            .with_context(active_test=False)
+            .search(
+                [
+                    ("database_deployment_id", "=", self.id),
+                    ("repository_state", "=", "deploy"),
+                ],
+                limit=1,
+            )
+        )
+        if running:
+            # Stopping the database under a running Odoo breaks it; pause the
+            # Odoo first (its own timer usually does, being shorter or equal).
+            raise UserError(
+                self.env._(
+                    "Deployment %(name)s cannot be paused: Odoo deployment %(odoo)s "
+                    "runs on its database. Pause that deployment first.",
+                    name=self.name,
+                    odoo=running.name,
+                )
+            )
         return self._start_pause(values=self._effective_values())
 
     @api.private

@@ -362,6 +362,12 @@ class TestDefaultBooks(OperatorsMixin, KubernetesCase):
         ):
             db.action_drop()
 
+        with self.assertRaisesMessage(
+            UserError, "Odoo deployment tenant runs on its database"
+        ):
+            db.action_pause()
+        self.assertEqual(db.state, "deploy")
+
         # Pause leaves the shared cluster running.
         self._run(odoo, "pause")
         self.assertIs(

@@ -1,3 +1,5 @@
+from lxml import etree
+
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 
@@ -80,3 +82,23 @@ class TestSecurity(EyrieCase):
         self.assertTrue(job.log is not None)
         with self.assertRaises(AccessError):
             job.write({"state": "done"})
+
+    def test_form_shows_drop_protection_editable_to_managers_only(self):
+        def protection_field(user):
+            arch = (
+                self.env["eyrie.deployment"]
+                .with_user(user)
+                .get_views([(False, "form")])["views"]["form"]["arch"]
+            )
+            fields = etree.fromstring(arch).xpath("//field[@name='drop_protected']")
+            self.assertEqual(len(fields), 1)
+            return fields[0]
+
+        self.assertNotIn("readonly", protection_field(self.manager).attrib)
+        self.assertEqual(protection_field(self.user).get("readonly"), "1")
+        user_arch = (
+            self.env["eyrie.deployment"]
+            .with_user(self.user)
+            .get_views([(False, "form")])["views"]["form"]["arch"]
+        )
+        self.assertNotIn("admin_password", user_arch)

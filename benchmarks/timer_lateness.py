@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure how late the pause timer fires on a real Odoo server.
 
-Starts an Odoo server (one cron thread, as in production) on the database,
+Starts an Odoo server (two cron threads, Odoo's default) on the database,
 creates a scope on the dry-run cluster with a short pause timer and a few
 PostgreSQL deployments deployed a few seconds apart over XML-RPC, waits until
 the timers paused them all, and prints, for each, when its pause was due and
@@ -56,7 +56,7 @@ def odoo_server(config, database, port):
         "-d",
         database,
         f"--http-port={port}",
-        "--max-cron-threads=1",
+        "--max-cron-threads=2",
         "--log-level=warn",
     ]
     server = subprocess.Popen(command, env=os.environ.copy())

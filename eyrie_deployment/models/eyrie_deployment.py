@@ -3,6 +3,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from datetime import timedelta
 
 from markupsafe import escape
@@ -13,7 +14,7 @@ from odoo.tools import SQL
 
 from ..tools.executor import DEPLOYMENT_LABEL, MANAGED_BY_LABEL
 from ..tools.template import render_documents
-from ..tools.transaction import commit_unless_testing
+from ..tools.transaction import commit_unless_testing, in_test
 from ..tools.values import ValuesError, check_values, parse_json_object
 from .eyrie_scope import BOOK_ACTIONS
 
@@ -99,6 +100,8 @@ PGO_DEFAULT_VALUES = {
 }
 # A failed or refused automatic action is not tried again before this delay.
 TIMER_RETRY_DELAY = timedelta(hours=1)
+# How long a run of the timers cron waits for a timer due in the meantime.
+DEFAULT_TIMERS_WAIT_SECONDS = 50
 
 
 def _is_ip_address(value):
@@ -1374,7 +1377,45 @@ class EyrieDeployment(models.Model):
 
     @api.model
     def _cron_apply_timers(self, batch_size=200):
-        """Pause and drop the deployments whose scope timers are due."""
+        """Pause and drop the deployments whose scope timers are due, then
+        wait for the ones due within the next seconds (see
+        ``_apply_imminent_timers``). Returns how many timers fired."""
+        fired = self._apply_due_timers(batch_size)
+        # Not with more due (the cron runs again at once), nor in tests, which
+        # run in one transaction with frozen time.
+        if fired < batch_size and not in_test():
+            fired += self._apply_imminent_timers(batch_size)
+        return fired
+
+    @api.model
+    def _apply_imminent_timers(self, batch_size):
+        """Odoo's cron threads take a future trigger only when they poll,
+        once a minute: a timer would fire up to a minute late. So, while a
+        timer is due within ``eyrie.timers_wait_seconds`` (default 50), wait
+        for it here and fire it on time."""
+        budget = int(
+            self.env["ir.config_parameter"]
+            .sudo()
+            .get_param("eyrie.timers_wait_seconds", DEFAULT_TIMERS_WAIT_SECONDS)
+        )
+        deadline = time.monotonic() + budget
+        fired = 0
+        while True:
+            next_at = self._next_timer_at()
+            if not next_at:
+                return fired
+            wait = (next_at - fields.Datetime.now()).total_seconds() + 0.2
+            if wait > deadline - time.monotonic():
+                # Beyond this run: the trigger set for it wakes the cron.
+                return fired
+            # A fresh snapshot after the wait, and no transaction held open
+            # during it; everything done so far is complete in itself.
+            commit_unless_testing(self.env.cr)
+            time.sleep(max(0, wait))
+            fired += self._apply_due_timers(batch_size)
+
+    @api.model
+    def _apply_due_timers(self, batch_size):
         now = fields.Datetime.now()
         self._send_drop_warnings(now, limit=batch_size)
         rows = self._fetch_due_timers(now, limit=batch_size + 1)

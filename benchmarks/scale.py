@@ -23,16 +23,15 @@ import math
 import os
 import re
 import resource
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import xmlrpc.client
 from datetime import timedelta
 
 import psycopg2
+from odoo_server import running_server, stop_process
 
 import odoo
 from odoo import SUPERUSER_ID, api, fields
@@ -803,63 +802,6 @@ def bench_job_runner(env, args, pool, book, checks):
 
 
 # ----------------------------------------------------------------------
-# Odoo server subprocesses
-# ----------------------------------------------------------------------
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(args, port, log):
-    """An Odoo server on the database without cron threads: the job runner
-    must not take the jobs action_deploy creates while they are counted."""
-    command = [
-        sys.executable,
-        "-m",
-        "odoo",
-        "server",
-        "-c",
-        args.config,
-        "-d",
-        args.database,
-        f"--http-port={port}",
-        "--http-interface=127.0.0.1",
-        "--max-cron-threads=0",
-        "--workers=0",
-        "--log-level=warn",
-    ]
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-
-
-def wait_for_server(server, url, log_path, timeout=120):
-    common = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            break
-        try:
-            return common.version()
-        except OSError:
-            time.sleep(0.2)
-    with open(log_path) as log:
-        tail = log.read()[-3000:]
-    raise RuntimeError(f"the Odoo server did not answer on {url}:\n{tail}")
-
-
-def stop_process(process):
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-# ----------------------------------------------------------------------
 # 5. action_deploy over XML-RPC
 # ----------------------------------------------------------------------
 
@@ -900,17 +842,10 @@ def bench_rpc(env, args, pool, checks):
     ids = pool.take(args.rpc_calls)
     first_job_id = max_id(env.cr, "eyrie_job")
     env.cr.commit()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.NamedTemporaryFile(
-        "w+", prefix="eyrie-scale-server-", suffix=".log"
-    ) as log:
-        server = start_server(args, port, log)
-        try:
-            wait_for_server(server, url, log.name)
-            reads, times, results = time_rpc_calls(url, args, ids)
-        finally:
-            stop_process(server)
+    # No cron threads: the job runner must not take the jobs action_deploy
+    # creates while they are counted.
+    with running_server(args.config, args.database, cron_threads=0) as url:
+        reads, times, results = time_rpc_calls(url, args, ids)
     env.cr.rollback()  # a new snapshot: see what the server committed
     env.cr.execute(
         SQL(

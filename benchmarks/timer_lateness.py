@@ -14,15 +14,12 @@ Leaves the scope and its paused deployments in the database (named
 """
 
 import argparse
-import contextlib
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
 import xmlrpc.client
 from datetime import datetime, timedelta
+
+from odoo_server import running_server
 
 ODOO_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -38,53 +35,9 @@ def parse_args():
     return parser.parse_args()
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def odoo_server(config, database, port):
-    command = [
-        sys.executable,
-        "-m",
-        "odoo",
-        "server",
-        "-c",
-        config,
-        "-d",
-        database,
-        f"--http-port={port}",
-        "--max-cron-threads=2",
-        "--log-level=warn",
-    ]
-    server = subprocess.Popen(command, env=os.environ.copy())
-    try:
-        wait_until_up(port, server)
-        yield
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def wait_until_up(port, server, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the Odoo server exited with {server.returncode}")
-        with contextlib.suppress(OSError):
-            xmlrpc.client.ServerProxy(
-                f"http://127.0.0.1:{port}/xmlrpc/2/common"
-            ).version()
-            return
-        time.sleep(0.5)
-    raise SystemExit("the Odoo server did not answer within a minute")
-
-
 class Rpc:
-    def __init__(self, port, database, password):
-        url = f"http://127.0.0.1:{port}/xmlrpc/2"
+    def __init__(self, url, database, password):
+        url = f"{url}/xmlrpc/2"
         self.database, self.password = database, password
         common = xmlrpc.client.ServerProxy(f"{url}/common")
         self.uid = common.authenticate(database, "admin", password, {})
@@ -177,10 +130,10 @@ def print_report(rows, pause_after):
 
 def main():
     args = parse_args()
-    port = free_port()
     name = f"lateness-{datetime.now():%H%M%S}"
-    with odoo_server(args.config, args.database, port):
-        rpc = Rpc(port, args.database, args.password)
+    # Odoo's default two cron threads: the timers cron and the job runner.
+    with running_server(args.config, args.database, cron_threads=2) as url:
+        rpc = Rpc(url, args.database, args.password)
         scope_id = rpc(
             "eyrie.scope",
             "create",

@@ -13,6 +13,7 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
 from ..tools.executor import DEPLOYMENT_LABEL, MANAGED_BY_LABEL
+from ..tools.parameters import int_param
 from ..tools.template import render_documents
 from ..tools.transaction import commit_unless_testing, in_test
 from ..tools.values import ValuesError, check_values, parse_json_object
@@ -524,14 +525,18 @@ class EyrieDeployment(models.Model):
         self.ensure_one()
         if not self.next_drop_at:
             return []
-        sent = set()
-        if self.drop_warned_for == self.next_drop_at and self.drop_warned_hours:
-            sent = {float(hours) for hours in self.drop_warned_hours.split(",")}
+        sent = self._sent_drop_warnings()
         return [
-            lead
-            for lead in self.scope_id._drop_warning_leads()
-            if lead.total_seconds() / 3600 not in sent
+            lead for lead in self.scope_id._drop_warning_leads() if lead not in sent
         ]
+
+    def _sent_drop_warnings(self):
+        """Lead times already warned of for the current drop time."""
+        if self.drop_warned_for != self.next_drop_at or not self.drop_warned_hours:
+            return set()
+        return {
+            timedelta(hours=float(hours)) for hours in self.drop_warned_hours.split(",")
+        }
 
     @api.depends("next_pause_at", "next_drop_at")
     def _compute_is_due(self):
@@ -1039,9 +1044,11 @@ class EyrieDeployment(models.Model):
     def _pgo_default_values(self):
         return dict(PGO_DEFAULT_VALUES)
 
-    def _odoo_hostname(self):
+    def _odoo_hostname(self, values=None):
         self.ensure_one()
-        hostname = self._effective_values().get("hostname")
+        if values is None:
+            values = self._effective_values()
+        hostname = values.get("hostname")
         if hostname:
             return hostname
         if not self.scope_id.domain:
@@ -1074,7 +1081,7 @@ class EyrieDeployment(models.Model):
         self.ensure_one()
         values = self._effective_values()
         try:
-            values["hostname"] = self._odoo_hostname()
+            values["hostname"] = self._odoo_hostname(values)
         except UserError:
             if need_hostname:
                 raise
@@ -1393,10 +1400,8 @@ class EyrieDeployment(models.Model):
         once a minute: a timer would fire up to a minute late. So, while a
         timer is due within ``eyrie.timers_wait_seconds`` (default 50), wait
         for it here and fire it on time."""
-        budget = int(
-            self.env["ir.config_parameter"]
-            .sudo()
-            .get_param("eyrie.timers_wait_seconds", DEFAULT_TIMERS_WAIT_SECONDS)
+        budget = int_param(
+            self.env, "eyrie.timers_wait_seconds", DEFAULT_TIMERS_WAIT_SECONDS
         )
         deadline = time.monotonic() + budget
         fired = 0
@@ -1509,13 +1514,12 @@ class EyrieDeployment(models.Model):
         if not due:
             return
         late = self.next_drop_at <= now
-        sent = set()
-        if self.drop_warned_for == self.next_drop_at and self.drop_warned_hours:
-            sent = set(self.drop_warned_hours.split(","))
-        sent |= {f"{lead.total_seconds() / 3600:g}" for lead in due}
+        sent = sorted(self._sent_drop_warnings() | set(due))
         self._set_lifecycle(
             drop_warned_for=self.next_drop_at,
-            drop_warned_hours=",".join(sorted(sent, key=float)),
+            drop_warned_hours=",".join(
+                f"{lead.total_seconds() / 3600:g}" for lead in sent
+            ),
         )
         if late:
             # The drop itself runs now; its chatter message says so.

@@ -18,6 +18,7 @@ from ..tools.executor import (
     StepPending,
     TransientStepError,
 )
+from ..tools.parameters import int_param
 from ..tools.template import TemplateRenderError
 from ..tools.transaction import commit_unless_testing
 
@@ -180,11 +181,7 @@ class EyrieJob(models.Model):
     def _cron_run_jobs(self, max_jobs=None):
         """Run pending jobs until none is left or the time budget is spent."""
         self._fail_stale_jobs()
-        budget = int(
-            self.env["ir.config_parameter"]
-            .sudo()
-            .get_param("eyrie.job_runner_seconds", DEFAULT_RUNNER_SECONDS)
-        )
+        budget = int_param(self.env, "eyrie.job_runner_seconds", DEFAULT_RUNNER_SECONDS)
         deadline = time.monotonic() + budget
         done = 0
         while (max_jobs is None or done < max_jobs) and time.monotonic() < deadline:
@@ -535,14 +532,9 @@ class EyrieJob(models.Model):
         """Delete ended jobs older than the retention period, keeping the
         last ones of each deployment (settings: eyrie.job_retention_days,
         eyrie.job_keep_per_deployment)."""
-        parameters = self.env["ir.config_parameter"].sudo()
-        days = int(
-            parameters.get_param("eyrie.job_retention_days", DEFAULT_RETENTION_DAYS)
-        )
-        keep = int(
-            parameters.get_param(
-                "eyrie.job_keep_per_deployment", DEFAULT_KEEP_PER_DEPLOYMENT
-            )
+        days = int_param(self.env, "eyrie.job_retention_days", DEFAULT_RETENTION_DAYS)
+        keep = int_param(
+            self.env, "eyrie.job_keep_per_deployment", DEFAULT_KEEP_PER_DEPLOYMENT
         )
         if days <= 0:
             return 0
@@ -577,11 +569,7 @@ class EyrieJob(models.Model):
     @api.model
     def _fail_stale_jobs(self):
         """Fail jobs left running by a worker that died (crash, restart, kill)."""
-        minutes = int(
-            self.env["ir.config_parameter"]
-            .sudo()
-            .get_param("eyrie.job_stale_minutes", DEFAULT_STALE_MINUTES)
-        )
+        minutes = int_param(self.env, "eyrie.job_stale_minutes", DEFAULT_STALE_MINUTES)
         limit = fields.Datetime.now() - timedelta(minutes=minutes)
         self.flush_model()
         self.env.cr.execute(

@@ -1,0 +1,70 @@
+"""A real Odoo server on the benchmark database, for the benchmarks that
+measure over XML-RPC or need Odoo's cron threads."""
+
+import contextlib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import xmlrpc.client
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(config, database, cron_threads, timeout=120):
+    """Start ``odoo server`` on ``database`` with ``cron_threads`` cron
+    threads, wait until it answers, yield its URL, always stop it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "odoo",
+        "server",
+        "-c",
+        config,
+        "-d",
+        database,
+        f"--http-port={port}",
+        "--http-interface=127.0.0.1",
+        f"--max-cron-threads={cron_threads}",
+        "--workers=0",
+        "--log-level=warn",
+    ]
+    with tempfile.NamedTemporaryFile("w+", prefix="eyrie-bench-server-") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_until_up(server, url, log.name, timeout)
+            yield url
+        finally:
+            stop_process(server)
+
+
+def _wait_until_up(server, url, log_path, timeout):
+    common = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            common.version()
+            return
+        except OSError:
+            time.sleep(0.2)
+    with open(log_path) as log:
+        tail = log.read()[-3000:]
+    raise RuntimeError(f"the Odoo server did not answer on {url}:\n{tail}")
+
+
+def stop_process(process):
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

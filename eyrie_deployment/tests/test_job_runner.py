@@ -117,3 +117,14 @@ class TestJobRunner(EyrieCase):
         deployment.action_deploy()
         cron.method_direct_trigger()
         self.assertEqual(deployment.state, "deploy")
+
+    def test_bad_system_parameters_fall_back_to_defaults(self):
+        parameters = self.env["ir.config_parameter"].sudo()
+        parameters.set_param("eyrie.job_runner_seconds", "fifty")
+        parameters.set_param("eyrie.job_stale_minutes", "15 min")
+        deployment = self._make_deployment()
+        deployment.action_deploy()
+        with self.assertLogs("odoo.addons.eyrie_deployment.tools.parameters") as logs:
+            self._run_jobs()
+        self.assertEqual(deployment.state, "deploy")
+        self.assertIn("eyrie.job_runner_seconds is 'fifty'", " ".join(logs.output))

@@ -48,7 +48,7 @@ ensure_odoo() {
     echo 'setuptools<72' >"$constraints"
     PIP_CONSTRAINT=$constraints "$PYTHON" -m pip install -q -r "$src/requirements.txt" \
         || die "could not install Odoo's Python requirements"
-    "$PYTHON" -m pip install -q --no-deps -e "$src" || die "could not install Odoo from $src"
+    "$PYTHON" -m pip install -q --no-deps -e "$src" --config-settings editable_mode=compat || die "could not install Odoo from $src"
     rm -f "$constraints"
     [ "$(odoo_version)" = "18.0" ] || die "Odoo 18.0 is still not importable after installing it"
 }

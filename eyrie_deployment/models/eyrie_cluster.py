@@ -1,6 +1,7 @@
-from odoo import fields, models
-from odoo.exceptions import UserError
+from odoo import api, fields, models
+from odoo.exceptions import UserError, ValidationError
 
+from ..tools.confinement import DEFAULT_ALLOWED_KINDS, parse_allowed_kinds
 from ..tools.executor import (
     ClusterConnectionError,
     DryRunExecutor,
@@ -8,9 +9,11 @@ from ..tools.executor import (
     TransientStepError,
 )
 from ..tools.kubernetes_executor import (
+    KubeconfigError,
     KubernetesExecutor,
     forget_clients,
     get_client,
+    parse_kubeconfig,
     server_version,
 )
 
@@ -45,12 +48,53 @@ class EyrieCluster(models.Model):
     context = fields.Char(
         help="Kubeconfig context to use; empty means the kubeconfig's current context."
     )
+    allowed_kinds = fields.Text(
+        default="\n".join(DEFAULT_ALLOWED_KINDS),
+        required=True,
+        tracking=True,
+        help="The kinds books may create, change or delete on this cluster, one "
+        "per line as group/Kind (Kind alone for the core group), for example "
+        "apps/Deployment. A book step with any other kind fails before its job "
+        "calls the cluster.",
+    )
     scope_ids = fields.One2many("eyrie.scope", "cluster_id", string="Scopes")
     description = fields.Text()
 
     _sql_constraints = [
         ("name_uniq", "unique(name)", "A cluster with this name already exists."),
     ]
+
+    @api.constrains("kubeconfig")
+    def _check_kubeconfig(self):
+        for cluster in self.sudo().filtered("kubeconfig"):
+            try:
+                parse_kubeconfig(cluster.kubeconfig)
+            except KubeconfigError as error:
+                raise ValidationError(
+                    self.env._(
+                        "Kubeconfig of cluster %(cluster)s: %(error)s.",
+                        cluster=cluster.name,
+                        error=error,
+                    )
+                ) from None
+
+    @api.constrains("allowed_kinds")
+    def _check_allowed_kinds(self):
+        for cluster in self:
+            try:
+                parse_allowed_kinds(cluster.allowed_kinds)
+            except ValueError as error:
+                raise ValidationError(
+                    self.env._(
+                        "Allowed kinds of cluster %(cluster)s: %(error)s.",
+                        cluster=cluster.name,
+                        error=error,
+                    )
+                ) from None
+
+    def _allowed_kinds(self):
+        self.ensure_one()
+        return parse_allowed_kinds(self.allowed_kinds)
 
     def write(self, vals):
         if {"kubeconfig", "context", "dry_run"} & vals.keys():

@@ -12,17 +12,25 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
+from ..tools.confinement import check_book
 from ..tools.executor import DEPLOYMENT_LABEL, MANAGED_BY_LABEL
 from ..tools.parameters import int_param
 from ..tools.template import render_documents
 from ..tools.transaction import commit_unless_testing, in_test
-from ..tools.values import ValuesError, check_values, parse_json_object
+from ..tools.values import (
+    CONTROL_RE,
+    ValuesError,
+    check_values,
+    parse_json_object,
+)
 from .eyrie_scope import BOOK_ACTIONS
 
 _logger = logging.getLogger(__name__)
 
 NAMESPACE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAMESPACE_MAX_LENGTH = 63
+# Namespaces of the cluster itself (with every kube-* one): never a deployment's.
+RESERVED_NAMESPACES = frozenset({"default"})
 
 REPOSITORY_STATES = [
     ("draft", "Draft"),
@@ -63,6 +71,7 @@ LIFECYCLE_FIELDS = frozenset(
         "drop_warning_due_at",
     }
 )
+BOOK_FIELDS = frozenset(f"deployment_{action}_book_id" for action in BOOK_ACTIONS)
 # What a deployment is made of on the cluster; fixed once it left draft.
 FIELDS_LOCKED_AFTER_DRAFT = frozenset(
     {
@@ -91,6 +100,8 @@ ODOO_DEFAULT_VALUES = {
     "tls_secret": "",
     "dns_ttl": 300,
 }
+# Keys an Odoo deployment accepts beyond its defaults (derived when unset).
+ODOO_OPTIONAL_KEYS = frozenset({"hostname", "dns_target", "db_name"})
 PGO_DEFAULT_VALUES = {
     "postgres_version": 16,
     "replicas": 1,
@@ -158,6 +169,16 @@ class EyrieDeployment(models.Model):
     _inherit = ["mail.thread", "mail.activity.mixin"]
     _order = "id desc"
     _check_company_auto = True
+    _sql_constraints = [
+        (
+            "namespace_cluster_uniq",
+            "unique(cluster_id, namespace)",
+            (
+                "Another deployment on this cluster already uses this namespace "
+                "(maybe in another company): choose another namespace."
+            ),
+        ),
+    ]
 
     name = fields.Char(required=True, tracking=True)
     active = fields.Boolean(default=True)
@@ -194,7 +215,9 @@ class EyrieDeployment(models.Model):
         help="Refuses manual drop and exempts the deployment from the drop timer. "
         "Only Eyrie managers change it.",
     )
-    cluster_id = fields.Many2one(related="scope_id.cluster_id")
+    cluster_id = fields.Many2one(
+        related="scope_id.cluster_id", store=True, index=True, precompute=True
+    )
     allow_drop = fields.Boolean(related="scope_id.allow_drop")
     namespace = fields.Char(
         compute="_compute_namespace",
@@ -388,13 +411,22 @@ class EyrieDeployment(models.Model):
     @api.depends("scope_id", "deployment_type")
     def _compute_books(self):
         for deployment in self:
-            scope = deployment.scope_id
-            for action in BOOK_ACTIONS:
-                field_name = f"deployment_{action}_book_id"
-                book = scope[field_name]
-                if not book or not book._serves(deployment.deployment_type):
-                    book = deployment._default_book(action)
+            for field_name, book in deployment._scope_books().items():
                 deployment[field_name] = book
+
+    def _scope_books(self):
+        """{book field: book}: the scope's book for each action, or the type's
+        shipped one where the scope sets none for this type."""
+        self.ensure_one()
+        scope = self.scope_id
+        books = {}
+        for action in BOOK_ACTIONS:
+            field_name = f"deployment_{action}_book_id"
+            book = scope[field_name]
+            if not book or not book._serves(self.deployment_type):
+                book = self._default_book(action)
+            books[field_name] = book
+        return books
 
     @api.depends("values", "deployment_type", "scope_id.values")
     def _compute_effective_values(self):
@@ -563,52 +595,70 @@ class EyrieDeployment(models.Model):
             return due
         return ["|", (field_name, "=", False), (field_name, ">", fields.Datetime.now())]
 
-    @api.constrains("namespace")
-    def _check_namespace(self):
+    @api.constrains("name")
+    def _check_name(self):
         for deployment in self:
-            namespace = deployment.namespace or ""
-            if len(namespace) > NAMESPACE_MAX_LENGTH or not NAMESPACE_RE.match(
-                namespace
-            ):
+            if CONTROL_RE.search(deployment.name or ""):
                 raise ValidationError(
                     self.env._(
-                        "Namespace '%(namespace)s' of deployment %(name)s is not a "
-                        "valid "
-                        "DNS-1123 label: use at most 63 lower-case letters, digits and "
-                        "'-', starting and ending with a letter or digit.",
-                        namespace=namespace,
+                        "The name of deployment %(name)r holds a control character "
+                        "(a newline, tab, ...): write it on one line.",
                         name=deployment.name,
                     )
                 )
-        self._check_namespace_unique()
 
-    def _check_namespace_unique(self):
+    @api.constrains("namespace", "scope_id")
+    def _check_namespace(self):
+        # Uniqueness per cluster is the SQL constraint's (namespace_cluster_uniq):
+        # across companies and record rules, and without a race.
         for deployment in self:
-            clash = self.with_context(active_test=False).search(
-                [
-                    ("id", "!=", deployment.id),
-                    ("namespace", "=", deployment.namespace),
-                    ("scope_id.cluster_id", "=", deployment.scope_id.cluster_id.id),
-                ],
-                limit=1,
-            )
-            if clash:
-                raise ValidationError(
-                    self.env._(
-                        "Namespace '%(namespace)s' is already used by deployment "
-                        "%(other)s on cluster %(cluster)s; choose another namespace.",
-                        namespace=deployment.namespace,
-                        other=clash.name,
-                        cluster=deployment.scope_id.cluster_id.name,
-                    )
+            deployment._check_namespace_name()
+
+    def _check_namespace_name(self):
+        self.ensure_one()
+        namespace = self.namespace or ""
+        if len(namespace) > NAMESPACE_MAX_LENGTH or not NAMESPACE_RE.match(namespace):
+            raise ValidationError(
+                self.env._(
+                    "Namespace '%(namespace)s' of deployment %(name)s is not a valid "
+                    "DNS-1123 label: use at most 63 lower-case letters, digits and "
+                    "'-', starting and ending with a letter or digit.",
+                    namespace=namespace,
+                    name=self.name,
                 )
+            )
+        if namespace in RESERVED_NAMESPACES or namespace.startswith("kube-"):
+            raise ValidationError(
+                self.env._(
+                    "Namespace '%(namespace)s' of deployment %(name)s belongs to the "
+                    "cluster itself (default, kube-*): choose a namespace of your "
+                    "own.",
+                    namespace=namespace,
+                    name=self.name,
+                )
+            )
+        pattern = self.scope_id.namespace_pattern
+        if pattern and not re.search(pattern, namespace):
+            raise ValidationError(
+                self.env._(
+                    "Namespace '%(namespace)s' of deployment %(name)s does not match "
+                    "the namespace pattern %(pattern)s of scope %(scope)s: choose a "
+                    "namespace that does (ask a manager which prefix your team uses).",
+                    namespace=namespace,
+                    name=self.name,
+                    pattern=pattern,
+                    scope=self.scope_id.name,
+                )
+            )
 
     @api.constrains("values", "deployment_type", "scope_id")
     def _check_values(self):
         for deployment in self:
             deployment._effective_values()
 
-    @api.constrains("deployment_type", "database_mode", "database_deployment_id")
+    @api.constrains(
+        "deployment_type", "database_mode", "database_deployment_id", "values"
+    )
     def _check_database(self):
         for deployment in self.filtered(lambda d: d.deployment_type == "odoo"):
             database = deployment.database_deployment_id
@@ -623,6 +673,20 @@ class EyrieDeployment(models.Model):
                 )
             if deployment.database_mode != "shared" or not database:
                 continue
+            db_name = deployment._effective_values().get("db_name")
+            if db_name not in (None, deployment.namespace):
+                # The namespace is unique on the cluster, so is the database
+                # named after it: a drop never drops another deployment's.
+                raise ValidationError(
+                    self.env._(
+                        "Deployment %(name)s keeps its database in a shared "
+                        "PostgreSQL deployment, where it is named after the "
+                        "namespace (%(namespace)s): remove 'db_name' from its values "
+                        "and its scope's.",
+                        name=deployment.name,
+                        namespace=deployment.namespace,
+                    )
+                )
             if (
                 database.deployment_type != "pgo"
                 or database.cluster_id != deployment.cluster_id
@@ -685,7 +749,11 @@ class EyrieDeployment(models.Model):
                 self._check_lifecycle_fields_untouched(vals)
                 if vals.get("drop_protected"):
                     self._check_may_protect()
-        return super().create(vals_list)
+        deployments = super().create(vals_list)
+        if not self.env.su and not self._is_manager():
+            for deployment in deployments:
+                deployment._check_books_are_scope_books()
+        return deployments
 
     def write(self, vals):
         if not self.env.su:
@@ -694,6 +762,9 @@ class EyrieDeployment(models.Model):
                 d.drop_protected != bool(vals["drop_protected"]) for d in self
             ):
                 self._check_may_protect()
+        if "active" in vals and not vals["active"]:
+            self._check_may_archive()
+        books_before = self._books_snapshot(vals)
         locked = FIELDS_LOCKED_AFTER_DRAFT & vals.keys()
         if locked:
             live = self.filtered(lambda d: d.repository_state != "draft")
@@ -712,7 +783,9 @@ class EyrieDeployment(models.Model):
                         ),
                     )
                 )
-        return super().write(vals)
+        result = super().write(vals)
+        self._check_books_unchanged(books_before)
+        return result
 
     def _field_differs(self, field_name, value):
         current = self[field_name]
@@ -721,8 +794,62 @@ class EyrieDeployment(models.Model):
         return current != value
 
     @api.model
+    def _is_manager(self):
+        return self.env.user.has_group("eyrie_deployment.group_eyrie_manager")
+
+    def _books_snapshot(self, vals):
+        """{deployment: {book field: book}} for the book fields in ``vals``
+        when a non-manager writes them (None otherwise), to be checked after
+        the write by ``_check_books_unchanged``."""
+        names = BOOK_FIELDS & vals.keys()
+        if self.env.su or not names or self._is_manager():
+            return None
+        return {d: {name: d[name] for name in names} for d in self}
+
+    def _check_books_unchanged(self, before):
+        # The books decide what the lifecycle and the timers do on the
+        # cluster (a drop book that deletes nothing would orphan everything):
+        # a user may only get the scope's books, as a scope change gives.
+        for deployment, books in (before or {}).items():
+            expected = deployment._scope_books()
+            for name, book in books.items():
+                if deployment[name] not in (book, expected[name]):
+                    raise AccessError(
+                        self.env._(
+                            "Only Eyrie managers choose a deployment's books "
+                            "(%(field)s): the scope's books apply. Ask a manager to "
+                            "change them.",
+                            field=self._fields[name].string,
+                        )
+                    )
+
+    def _check_books_are_scope_books(self):
+        self.ensure_one()
+        for field_name, book in self._scope_books().items():
+            if self[field_name] != book:
+                raise AccessError(
+                    self.env._(
+                        "Only Eyrie managers choose a deployment's books (%(field)s): "
+                        "leave it out and the scope's book applies.",
+                        field=self._fields[field_name].string,
+                    )
+                )
+
+    def _check_may_archive(self):
+        live = self.filtered(lambda d: d.active and d.repository_state != "draft")
+        if live:
+            raise UserError(
+                self.env._(
+                    "Deployment %(name)s is live on its cluster: an archived "
+                    "deployment would escape its scope's timers. Pause or drop it "
+                    "instead; only drafts can be archived.",
+                    name=live[0].name,
+                )
+            )
+
+    @api.model
     def _check_may_protect(self):
-        if not self.env.user.has_group("eyrie_deployment.group_eyrie_manager"):
+        if not self._is_manager():
             raise AccessError(
                 self.env._(
                     "Only Eyrie managers can change Drop Protection; ask one to "
@@ -787,6 +914,7 @@ class EyrieDeployment(models.Model):
     def action_keep_awake(self):
         """Postpone the pause and drop timers by the scope's keep-awake
         extension, never beyond the scope's maximum lifetime."""
+        self.check_access("write")
         for deployment in self:
             deployment._keep_awake()
         self._schedule_timers_cron()
@@ -823,7 +951,7 @@ class EyrieDeployment(models.Model):
                 )
             )
         self._set_lifecycle(timer_extension_seconds=extension)
-        self.message_post(
+        self._message_log(
             body=self.env._(
                 "Kept awake by %(user)s for %(seconds)s s: pause %(pause)s, drop "
                 "%(drop)s (UTC).",
@@ -860,6 +988,10 @@ class EyrieDeployment(models.Model):
     # ------------------------------------------------------------------
 
     def _run_action(self, verb, trigger):
+        if trigger == "user":
+            # The lifecycle writes as superuser: the caller's own rights are
+            # checked here, so a user runs actions on their own deployments.
+            self.check_access("write")
         deployments = self.with_context(eyrie_job_trigger=trigger)
         deployments._lock_rows()
         for deployment in deployments:
@@ -1041,8 +1173,20 @@ class EyrieDeployment(models.Model):
     def _odoo_default_values(self):
         return dict(ODOO_DEFAULT_VALUES)
 
+    def _odoo_value_keys(self):
+        return set(ODOO_DEFAULT_VALUES) | ODOO_OPTIONAL_KEYS
+
     def _pgo_default_values(self):
         return dict(PGO_DEFAULT_VALUES)
+
+    def _pgo_value_keys(self):
+        return set(PGO_DEFAULT_VALUES)
+
+    def _pgo_user_password(self, user):
+        """The generated password of PostgreSQL user ``user``, once a deploy
+        of this PostgreSQL deployment created it; else None."""
+        self.ensure_one()
+        return (self.sudo().credentials or {}).get(f"pguser_{user}")
 
     def _odoo_hostname(self, values=None):
         self.ensure_one()
@@ -1121,6 +1265,20 @@ class EyrieDeployment(models.Model):
                     phase=dict(REPOSITORY_STATES)[database.repository_state],
                 )
             )
+        user = values["db_user"]
+        if user in database._effective_values().get("users", []) and not (
+            database._pgo_user_password(user)
+        ):
+            raise UserError(
+                self.env._(
+                    "Odoo deployment %(name)s connects as PostgreSQL user %(user)s, "
+                    "whose password deployment %(database)s has not created yet: "
+                    "update (deploy) %(database)s first, then deploy this one.",
+                    name=self.name,
+                    user=user,
+                    database=database.name,
+                )
+            )
         if values["db_user"] not in database._effective_values().get("users", []):
             raise UserError(
                 self.env._(
@@ -1133,12 +1291,25 @@ class EyrieDeployment(models.Model):
                 )
             )
 
+    def _odoo_foreign_objects(self):
+        """The one object an Odoo on a shared database has outside its
+        namespace: the Job that drops its database, in the PostgreSQL
+        deployment's namespace."""
+        database = self.sudo().database_deployment_id
+        if self.database_mode != "shared" or not database:
+            return set()
+        return {(database.namespace, "batch/Job", f"dropdb-{self.id}")}
+
     def _odoo_template_secrets(self):
         secrets_ = dict(self.sudo().credentials or {})
         database = self.sudo().database_deployment_id
         if self.database_mode == "shared" and database:
-            user = self._effective_values().get("db_user")
-            secrets_["db_password"] = (database.credentials or {}).get(f"pguser_{user}")
+            # Never a missing password rendered as text: without it the books'
+            # templates fail on the undefined 'secrets.db_password'.
+            secrets_.pop("db_password", None)
+            password = database._pgo_user_password(self._effective_values()["db_user"])
+            if password:
+                secrets_["db_password"] = password
         return secrets_
 
     # ------------------------------------------------------------------
@@ -1255,7 +1426,9 @@ class EyrieDeployment(models.Model):
         values |= self.scope_id._type_values(self.deployment_type)
         try:
             values |= parse_json_object(self.values)
-            check_values(values)
+            check_values(
+                values, self._accepted_value_keys(self.deployment_type, self.scope_id)
+            )
         except ValuesError as error:
             raise ValidationError(
                 self.env._(
@@ -1265,6 +1438,19 @@ class EyrieDeployment(models.Model):
                 )
             ) from error
         return values
+
+    @api.model
+    def _accepted_value_keys(self, deployment_type, scope):
+        """The keys a deployment of ``deployment_type`` in ``scope`` accepts:
+        those its type declares (``_<type>_value_keys``, by default the keys of
+        its default values), plus the scope's extra keys for custom books."""
+        hook = getattr(self, f"_{deployment_type}_value_keys", None)
+        if hook:
+            keys = set(hook())
+        else:
+            defaults = getattr(self, f"_{deployment_type}_default_values", None)
+            keys = set(defaults()) if defaults else set()
+        return keys | scope._extra_value_keys()
 
     def _template_secrets(self):
         """Credentials the books see as ``secrets``; never logged."""
@@ -1293,6 +1479,19 @@ class EyrieDeployment(models.Model):
         drop books and audits find them."""
         self.ensure_one()
         return {MANAGED_BY_LABEL: "eyrie", DEPLOYMENT_LABEL: str(self.id)}
+
+    def _check_confined(self, steps, cluster):
+        """Raise ``ConfinementError`` when a rendered object of ``steps``
+        ((label, step kind, objects)) is outside this deployment's boundary
+        on ``cluster`` (see ``tools.confinement``)."""
+        self.ensure_one()
+        hook = getattr(self, f"_{self.deployment_type}_foreign_objects", None)
+        check_book(
+            steps,
+            self.namespace,
+            cluster._allowed_kinds(),
+            foreign=frozenset(hook() if hook else ()),
+        )
 
     def _render_step(self, step, context):
         """Objects of ``step`` rendered for this deployment; a type may add to them."""
@@ -1342,16 +1541,17 @@ class EyrieDeployment(models.Model):
         self.ensure_one()
         if self.active_job_id:
             return
-        initialized = any(
-            other.action == "initialize" and other.state == "done"
-            for other in self.job_ids
-        )
-        if self.repository_state == "initialize" and not initialized:
+        # Any job that started (even one that failed) may have left objects
+        # on the cluster: then the deployment stays out of draft, so that its
+        # namespace stays locked and Drop cleans up.
+        ran = any(other.started_at for other in self.job_ids)
+        if self.repository_state == "initialize" and not ran:
             # Nothing ran on the cluster yet: the deployment is a draft again.
             self._set_lifecycle(repository_state="draft", state="draft")
         else:
             self._set_lifecycle(state=self.repository_state)
-        self.message_post(
+        # Logged, not posted: a user without an email address cancels too.
+        self._message_log(
             body=self.env._(
                 "%(user)s cancelled the %(action)s job before it ran.",
                 user=self.env.user.name,

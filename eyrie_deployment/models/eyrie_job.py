@@ -12,12 +12,15 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
+from ..tools.confinement import ConfinementError
 from ..tools.executor import (
     ClusterConnectionError,
     StepError,
     StepPending,
     TransientStepError,
+    validate_object,
 )
+from ..tools.kubernetes_executor import safe_error_text
 from ..tools.parameters import int_param
 from ..tools.template import TemplateRenderError
 from ..tools.transaction import commit_unless_testing
@@ -286,7 +289,11 @@ class EyrieJob(models.Model):
             self._finish("failed", log, str(failure))
         except Exception as error:
             _logger.exception("Eyrie job %s failed unexpectedly", self.id)
-            self._finish("failed", log, self.env._("Unexpected error: %s", error))
+            self._finish(
+                "failed",
+                log,
+                self.env._("Unexpected error: %s", safe_error_text(error)),
+            )
         else:
             self._finish("done", log, False)
 
@@ -307,18 +314,42 @@ class EyrieJob(models.Model):
                     count=len(steps),
                 )
             )
+        rendered = self._render_book(deployment, context, steps, log)
         connection = self.env._("Cluster connection")
         try:
             executor = self.cluster_id._get_executor(
                 deployment.namespace, deployment._cluster_labels()
             )
+            executor.check_objects(
+                [obj for _label, _step, documents in rendered for obj in documents]
+            )
         except (ClusterConnectionError, TransientStepError) as error:
             self._retry_or_fail(connection, error, log)
         except StepError as error:
             raise JobFailure(f"{connection} failed: {error}") from error
-        for position, step in enumerate(steps, start=1):
+        for position, (label, step, documents) in enumerate(rendered, start=1):
             if position <= self.step_index:
                 continue
+            try:
+                lines = executor.run_step(step.kind, documents)
+            except StepPending as pending:
+                self._wait_or_fail(label, pending, log)
+            except (ClusterConnectionError, TransientStepError) as error:
+                self._retry_or_fail(label, error, log)
+            except StepError as error:
+                log.append(f"{label}: FAILED")
+                raise JobFailure(f"{label} failed: {error}") from error
+            log.append(f"{label}:")
+            log.extend(f"  {line}" for line in lines)
+            self.write({"step_index": position, "attempt": 0, "wait_deadline": False})
+            self._heartbeat(log)
+
+    def _render_book(self, deployment, context, steps, log):
+        """(label, step, objects) for every step of the book, checked against
+        the deployment's boundary as a whole before anything runs: a book
+        that would leave it fails without a single call to the cluster."""
+        rendered = []
+        for position, step in enumerate(steps, start=1):
             label = self.env._(
                 "Step %(position)s '%(name)s' (%(kind)s)",
                 position=position,
@@ -327,18 +358,21 @@ class EyrieJob(models.Model):
             )
             try:
                 documents = deployment._render_step(step, context)
-                lines = executor.run_step(step.kind, documents)
-            except StepPending as pending:
-                self._wait_or_fail(label, pending, log)
-            except (ClusterConnectionError, TransientStepError) as error:
-                self._retry_or_fail(label, error, log)
+                for index, obj in enumerate(documents, start=1):
+                    validate_object(step.kind, obj, index)
             except (TemplateRenderError, StepError) as error:
                 log.append(f"{label}: FAILED")
                 raise JobFailure(f"{label} failed: {error}") from error
-            log.append(f"{label}:")
-            log.extend(f"  {line}" for line in lines)
-            self.write({"step_index": position, "attempt": 0, "wait_deadline": False})
-            self._heartbeat(log)
+            rendered.append((label, step, documents))
+        try:
+            deployment._check_confined(
+                [(label, step.kind, documents) for label, step, documents in rendered],
+                self.cluster_id,
+            )
+        except ConfinementError as error:
+            log.append(self.env._("Refused: %s", error))
+            raise JobFailure(str(error)) from error
+        return rendered
 
     def _wait_or_fail(self, label, pending, log):
         """Yield until the next check, or fail once the wait timed out."""
@@ -481,7 +515,9 @@ class EyrieJob(models.Model):
             job._cancel_following_jobs()
 
     def action_cancel(self):
-        """Cancel pending jobs (and the jobs chained after them)."""
+        """Cancel pending jobs that have not run yet (and the jobs chained
+        after them): only the deployment's users and managers may."""
+        self.deployment_id.check_access("write")
         self._lock_pending_for_cancel()
         for job in self:
             job.sudo().write(
@@ -507,23 +543,36 @@ class EyrieJob(models.Model):
             with self.env.cr.savepoint(flush=False):
                 self.env.cr.execute(
                     SQL(
-                        "SELECT id, state FROM eyrie_job WHERE id IN %s "
-                        "FOR UPDATE NOWAIT",
+                        "SELECT id, state, started_at IS NOT NULL FROM eyrie_job "
+                        "WHERE id IN %s FOR UPDATE NOWAIT",
                         tuple(self.ids),
                     )
                 )
-                states = dict(self.env.cr.fetchall())
+                rows = {row[0]: row[1:] for row in self.env.cr.fetchall()}
         except pg_errors.LockNotAvailable:
-            states = {}
+            rows = {}
         for job in self:
-            if states.get(job.id) != "pending":
+            state, started = rows.get(job.id, ("running", True))
+            if state != "pending":
                 raise UserError(
                     self.env._(
                         "Job %(job)s cannot be cancelled: only a pending job can, and "
                         "it is %(state)s. A running job ends by itself; its log shows "
                         "how far it got.",
                         job=job.display_name,
-                        state=states.get(job.id, "running"),
+                        state=state,
+                    )
+                )
+            if started:
+                # Cancelling now would leave what it applied on the cluster
+                # behind a deployment that says nothing ran.
+                raise UserError(
+                    self.env._(
+                        "Job %(job)s cannot be cancelled: it already ran on the "
+                        "cluster and is waiting or retrying (its log shows how far it "
+                        "got). Let it end; if it fails, the deployment stays in its "
+                        "phase and can be deployed again or dropped.",
+                        job=job.display_name,
                     )
                 )
 

@@ -2,7 +2,7 @@ import re
 from datetime import timedelta
 
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
 
 from ..tools.values import ValuesError, check_hostname, check_values, parse_json_object
 
@@ -17,6 +17,7 @@ TIMER_FIELDS = frozenset(
         "drop_warning_hours",
     }
 )
+VALUE_KEY_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 LEAD_TIMES_RE = re.compile(r"^\s*\d+(\.\d+)?\s*(,\s*\d+(\.\d+)?\s*)*$")
 
 
@@ -119,6 +120,18 @@ class EyrieScope(models.Model):
     deployment_drop_book_id = fields.Many2one(
         "eyrie.deployment.book", string="Drop Book", ondelete="restrict"
     )
+    extra_value_keys = fields.Char(
+        tracking=True,
+        help="Comma-separated keys that deployments of this scope may set in "
+        "their values besides the ones their type accepts, for custom books "
+        "(for example: web_replicas, size). They are data like every value: "
+        "render them with '| to_json'.",
+    )
+    namespace_pattern = fields.Char(
+        tracking=True,
+        help="A regular expression every namespace of this scope must match "
+        "(for example ^team-a- for a required prefix). Empty: any valid name.",
+    )
     deployment_ids = fields.One2many("eyrie.deployment", "scope_id")
     deployment_count = fields.Integer(compute="_compute_deployment_count")
 
@@ -156,11 +169,32 @@ class EyrieScope(models.Model):
             scope.deployment_count = counts.get(scope, 0)
 
     def write(self, vals):
+        if "cluster_id" in vals:
+            self._check_cluster_change(vals["cluster_id"])
         result = super().write(vals)
         if TIMER_FIELDS & vals.keys():
             # A timer may now be due earlier than the cron's next run.
             self.env["eyrie.deployment"]._schedule_timers_cron()
         return result
+
+    def _check_cluster_change(self, cluster_id):
+        # The live deployments' objects are on the current cluster: moving the
+        # scope would point their drop at a cluster that has none of them.
+        for scope in self.filtered(lambda s: s.cluster_id.id != cluster_id):
+            live = scope.with_context(active_test=False).deployment_ids.filtered(
+                lambda d: d.repository_state != "draft"
+            )
+            if live:
+                raise UserError(
+                    self.env._(
+                        "Scope %(scope)s has deployments on cluster %(cluster)s "
+                        "(%(name)s, ...): drop them, or create another scope for the "
+                        "new cluster.",
+                        scope=scope.name,
+                        cluster=scope.cluster_id.name,
+                        name=live[0].name,
+                    )
+                )
 
     @api.constrains(
         "deployment_pause_after_seconds",
@@ -200,6 +234,42 @@ class EyrieScope(models.Model):
                         value=scope.drop_warning_hours,
                     )
                 )
+
+    @api.constrains("extra_value_keys")
+    def _check_extra_value_keys(self):
+        for scope in self:
+            bad = [
+                key for key in scope._extra_value_keys() if not VALUE_KEY_RE.match(key)
+            ]
+            if bad:
+                raise ValidationError(
+                    self.env._(
+                        "Scope %(scope)s: 'Extra Value Keys' holds '%(key)s'; use "
+                        "names of lower-case letters, digits and '_' separated by "
+                        "commas, such as web_replicas, size.",
+                        scope=scope.name,
+                        key=bad[0],
+                    )
+                )
+
+    def _extra_value_keys(self):
+        self.ensure_one()
+        return {key.strip() for key in (self.extra_value_keys or "").split(",")} - {""}
+
+    @api.constrains("namespace_pattern")
+    def _check_namespace_pattern(self):
+        for scope in self.filtered("namespace_pattern"):
+            try:
+                re.compile(scope.namespace_pattern)
+            except re.error as error:
+                raise ValidationError(
+                    self.env._(
+                        "Scope %(scope)s: 'Namespace Pattern' is not a valid regular "
+                        "expression (%(error)s); write one such as ^team-a-.",
+                        scope=scope.name,
+                        error=error,
+                    )
+                ) from error
 
     def _drop_warning_leads(self):
         """The drop warning lead times, longest first."""
@@ -248,7 +318,12 @@ class EyrieScope(models.Model):
                     raise ValuesError(
                         f"section '{section_type}' must be a JSON object of values"
                     )
-                check_values(section)
+                check_values(
+                    section,
+                    self.env["eyrie.deployment"]._accepted_value_keys(
+                        section_type, self
+                    ),
+                )
         except ValuesError as error:
             raise ValidationError(
                 self.env._(

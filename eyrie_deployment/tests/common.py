@@ -75,6 +75,8 @@ class EyrieCase(TransactionCase):
                 "domain": "test.example.com",
                 "cluster_id": cls.cluster.id,
                 "allow_drop": True,
+                # Keys the tests' custom books read.
+                "extra_value_keys": "size, password, web_replicas, name",
                 "deployment_initialize_book_id": cls.book_initialize.id,
                 "deployment_deploy_book_id": cls.book_deploy.id,
                 "deployment_pause_book_id": cls.book_pause.id,
@@ -110,6 +112,8 @@ class EyrieCase(TransactionCase):
                 "name": name,
                 "deployment_type": deployment_type,
                 "scope_id": self.scope.id,
+                # The plain user's own: users run only their own deployments.
+                "user_id": self.user.id,
             }
             | values
         )

@@ -35,6 +35,8 @@ class KubernetesCase(EyrieCase):
                 "name": "Emulated",
                 "dry_run": False,
                 "kubeconfig": cls.emulator.kubeconfig(),
+                # The tests' own custom kind besides the shipped books' kinds.
+                "allowed_kinds": cls.cluster.allowed_kinds + "\nexample.com/Widget",
             }
         )
 
@@ -96,3 +98,45 @@ class KubernetesRpcCase(HttpCase):
         return self.xmlrpc_object.execute_kw(
             get_db_name(), self.user.id, self.LOGIN, model, method, list(args), kwargs
         )
+
+
+class OperatorsMixin:
+    """Plays the controllers a real cluster runs: PGO reports its instances
+    ready unless shut down, the Deployment controller reports rollouts, the
+    Job controller reports a finished Job."""
+
+    def _play_operators(self, _round=None):
+        emulator = self.emulator
+        for cluster in emulator.list(PGO, "PostgresCluster"):
+            meta, spec = cluster["metadata"], cluster["spec"]
+            ready = 0 if spec.get("shutdown") else spec["instances"][0]["replicas"]
+            emulator.set_status(
+                PGO,
+                "PostgresCluster",
+                meta["name"],
+                {"instances": [{"name": "instance1", "readyReplicas": ready}]},
+                namespace=meta["namespace"],
+            )
+        for workload in emulator.list("apps/v1", "Deployment"):
+            meta = workload["metadata"]
+            replicas = workload["spec"].get("replicas", 1)
+            emulator.set_status(
+                "apps/v1",
+                "Deployment",
+                meta["name"],
+                {
+                    "observedGeneration": meta.get("generation", 1),
+                    "replicas": replicas,
+                    "updatedReplicas": replicas,
+                    "availableReplicas": replicas,
+                },
+                namespace=meta["namespace"],
+            )
+        for job in emulator.list("batch/v1", "Job"):
+            emulator.set_status(
+                "batch/v1",
+                "Job",
+                job["metadata"]["name"],
+                {"succeeded": 1},
+                namespace=job["metadata"]["namespace"],
+            )

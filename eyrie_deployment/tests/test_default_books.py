@@ -7,55 +7,20 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.tests import tagged
 
 from .common import EyrieCase
-from .kube_common import DNS, MANAGED, PGO, KubernetesCase, KubernetesRpcCase
+from .kube_common import (
+    DNS,
+    MANAGED,
+    PGO,
+    KubernetesCase,
+    KubernetesRpcCase,
+    OperatorsMixin,
+)
 
 
 def _decoded(secret):
     return {
         key: base64.b64decode(value).decode() for key, value in secret["data"].items()
     }
-
-
-class OperatorsMixin:
-    """Plays the controllers a real cluster runs: PGO reports its instances
-    ready unless shut down, the Deployment controller reports rollouts, the
-    Job controller reports a finished Job."""
-
-    def _play_operators(self, _round=None):
-        emulator = self.emulator
-        for cluster in emulator.list(PGO, "PostgresCluster"):
-            meta, spec = cluster["metadata"], cluster["spec"]
-            ready = 0 if spec.get("shutdown") else spec["instances"][0]["replicas"]
-            emulator.set_status(
-                PGO,
-                "PostgresCluster",
-                meta["name"],
-                {"instances": [{"name": "instance1", "readyReplicas": ready}]},
-                namespace=meta["namespace"],
-            )
-        for workload in emulator.list("apps/v1", "Deployment"):
-            meta = workload["metadata"]
-            replicas = workload["spec"].get("replicas", 1)
-            emulator.set_status(
-                "apps/v1",
-                "Deployment",
-                meta["name"],
-                {
-                    "observedGeneration": meta.get("generation", 1),
-                    "replicas": replicas,
-                    "updatedReplicas": replicas,
-                    "availableReplicas": replicas,
-                },
-                namespace=meta["namespace"],
-            )
-        for job in emulator.list("batch/v1", "Job"):
-            emulator.set_status(
-                "batch/v1",
-                "Job",
-                job["metadata"]["name"],
-                {"succeeded": 1},
-                namespace=job["metadata"]["namespace"],
-            )
 
 
 class TestDefaultBooks(OperatorsMixin, KubernetesCase):

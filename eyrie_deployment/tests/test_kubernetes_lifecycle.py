@@ -47,6 +47,8 @@ class TestKubernetesLifecycleXmlRpc(KubernetesRpcCase):
             "cluster_id": cluster.id,
             "allow_drop": True,
             "domain": "test.example.com",
+            # Keys the custom books above read.
+            "extra_value_keys": "web_replicas, password",
         }
         for action, steps in books.items():
             book = cls.env["eyrie.deployment.book"].create(

@@ -1,5 +1,8 @@
+from psycopg2 import IntegrityError
+
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
+from odoo.tools import mute_logger
 
 from .common import EyrieCase
 
@@ -39,11 +42,11 @@ class TestTemplates(EyrieCase):
         _deployment, job = self._deploy_with(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
             "  name: {{ deployment.type }}-{{ scope.id }}-{{ values.size }}\n"
-            "  namespace: {{ namespace }}-x\n",
+            "  namespace: {{ namespace }}\n",
             values='{"size": "10Gi"}',
         )
         self.assertEqual(job.state, "done", job.error_message)
-        expected = f"ConfigMap odoo-{self.scope.id}-10Gi in namespace tpl-x"
+        expected = f"ConfigMap odoo-{self.scope.id}-10Gi in namespace tpl"
         self.assertIn(expected, job.log)
 
     def test_templates_cannot_reach_the_orm(self):
@@ -121,5 +124,10 @@ class TestTemplates(EyrieCase):
         self.assertEqual(deployment.namespace, "acme-staging-2")
         with self.assertRaisesMessage(ValidationError, "not a valid DNS-1123 label"):
             self._make_deployment("bad", namespace="Not_Valid")
-        with self.assertRaisesMessage(ValidationError, "already used by deployment"):
+        with (
+            mute_logger("odoo.sql_db"),
+            self.assertRaisesMessage(
+                IntegrityError, "eyrie_deployment_namespace_cluster_uniq"
+            ),
+        ):
             self._make_deployment("acme staging 2")

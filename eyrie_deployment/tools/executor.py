@@ -194,6 +194,10 @@ class Executor:
     def describe(self, obj):
         return describe_object(obj, self.default_namespace)
 
+    def check_objects(self, objects):
+        """Refuse, by ``StepError``, a book whose objects this cluster says
+        are out of bounds; called once before the book's first step."""
+
 
 class DryRunExecutor(Executor):
     """Validates and logs what would be sent; applies nothing."""

@@ -28,6 +28,7 @@ from kubernetes.dynamic.exceptions import (
 
 from .executor import (
     DEFAULT_WAIT_TIMEOUT,
+    DEPLOYMENT_LABEL,
     SCALABLE_KINDS,
     ClusterConnectionError,
     Executor,
@@ -93,13 +94,77 @@ def forget_clients(cluster_key):
             del _clients[key]
 
 
+# What a kubeconfig may not hold: each would run a program, or read a file, of
+# the Odoo server. Key -> what to use instead.
+_USER_PLUGINS = {
+    "exec": "a token ('token') or a client certificate ('client-certificate-data' "
+    "and 'client-key-data')",
+    "auth-provider": "a token ('token') or a client certificate "
+    "('client-certificate-data' and 'client-key-data')",
+}
+_FILE_KEYS = {
+    "tokenFile": "'token' with the token itself",
+    "client-certificate": "'client-certificate-data' (the certificate, base64)",
+    "client-key": "'client-key-data' (the key, base64)",
+    "certificate-authority": "'certificate-authority-data' (the CA, base64)",
+}
+
+
+class KindNotInstalled(StepError):
+    """The cluster does not serve an object's kind (a CRD not installed)."""
+
+
+class KubeconfigError(ValueError):
+    """A kubeconfig holds something Eyrie refuses; the message says what to
+    use instead."""
+
+
+def parse_kubeconfig(kubeconfig):
+    """The kubeconfig as a mapping, with inline credentials only.
+
+    Raises ``KubeconfigError`` for an ``exec`` or ``auth-provider`` plugin and
+    for every file path: nothing a kubeconfig holds may run or open a file on
+    the server. Leave it empty to use the in-cluster service account."""
+    try:
+        config = yaml.safe_load(kubeconfig)
+    except yaml.YAMLError as error:
+        # Not the error's text: it quotes the lines around, credentials too.
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise KubeconfigError(f"it is not valid YAML{where}") from None
+    if not isinstance(config, dict):
+        raise KubeconfigError("it is not a YAML mapping")
+    for section, entry_key in (("users", "user"), ("clusters", "cluster")):
+        entries = config.get(section) or []
+        if not isinstance(entries, list):
+            raise KubeconfigError(f"'{section}' must be a list")
+        for entry in entries:
+            body = (entry or {}).get(entry_key) if isinstance(entry, dict) else None
+            if body is None:
+                continue
+            if not isinstance(body, dict):
+                raise KubeconfigError(f"'{section}[].{entry_key}' must be a mapping")
+            _check_kubeconfig_entry(section, entry.get("name"), body)
+    return config
+
+
+def _check_kubeconfig_entry(section, name, body):
+    for key, instead in (_USER_PLUGINS | _FILE_KEYS).items():
+        if body.get(key) in (None, "", {}):
+            continue
+        kind = "runs a program" if key in _USER_PLUGINS else "reads a file"
+        raise KubeconfigError(
+            f"{section[:-1]} {name!r} uses '{key}', which {kind} on the Odoo server: "
+            f"use {instead} instead, or leave the kubeconfig empty to use the "
+            "in-cluster service account"
+        )
+
+
 def _make_client(cluster_name, kubeconfig, context):
     configuration = k8s_client.Configuration()
     try:
         if kubeconfig:
-            config_dict = yaml.safe_load(kubeconfig)
-            if not isinstance(config_dict, dict):
-                raise ConfigException("the kubeconfig is not a YAML mapping")
+            config_dict = parse_kubeconfig(kubeconfig)
             k8s_config.load_kube_config_from_dict(
                 config_dict,
                 context=context or None,
@@ -108,7 +173,7 @@ def _make_client(cluster_name, kubeconfig, context):
             )
         else:
             k8s_config.load_incluster_config(client_configuration=configuration)
-    except (ConfigException, yaml.YAMLError, ValueError) as error:
+    except (ConfigException, ValueError) as error:
         # The messages name the missing part, never a credential.
         raise StepError(
             f"cluster {cluster_name}: its configuration is not usable: "
@@ -159,6 +224,20 @@ def _status_message(error):
     except (TypeError, ValueError):
         body = {}
     return (isinstance(body, dict) and body.get("message")) or error.reason or ""
+
+
+MAX_ERROR_TEXT = 300
+
+
+def safe_error_text(error):
+    """What a job log or the chatter may say of an unexpected error: its type
+    and first line, never an API response's headers or body."""
+    if isinstance(error, (DynamicApiError, k8s_client.ApiException)):
+        return f"{type(error).__name__}: {_status_message(error)} (HTTP {error.status})"
+    text = _first_line(error)
+    if len(text) > MAX_ERROR_TEXT:
+        text = text[:MAX_ERROR_TEXT] + "..."
+    return f"{type(error).__name__}: {text}"
 
 
 def _api_error(error, what):
@@ -239,7 +318,7 @@ class KubernetesExecutor(Executor):
         try:
             return self.client.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError as error:
-            raise StepError(
+            raise KindNotInstalled(
                 f"{kind} {api_version} is not installed in the cluster"
             ) from error
         except ResourceNotUniqueError as error:
@@ -256,7 +335,54 @@ class KubernetesExecutor(Executor):
             namespace = (obj.get("metadata") or {}).get(
                 "namespace"
             ) or self.default_namespace
+        else:
+            self._check_cluster_scoped(obj)
         return resource, obj["metadata"]["name"], namespace
+
+    def _check_cluster_scoped(self, obj):
+        # The book was checked against a fixed list of cluster-wide kinds;
+        # the cluster's own discovery has the last word (custom kinds).
+        name = (obj.get("metadata") or {}).get("name")
+        if obj["kind"] != "Namespace" or name != self.default_namespace:
+            raise StepError(
+                f"{obj['kind']} {name} is cluster-wide on this cluster; the only "
+                "cluster-wide object a deployment may touch is its own Namespace "
+                f"{self.default_namespace}"
+            )
+
+    def check_objects(self, objects):
+        """Before the first call that changes anything: no object of the book
+        is cluster-wide (as the cluster's discovery says) but the deployment's
+        own Namespace. Kinds not installed yet are left to their step."""
+        for obj in objects:
+            if not obj.get("apiVersion"):
+                continue
+            try:
+                resource = self._resource(obj)
+            except KindNotInstalled:
+                continue
+            if not resource.namespaced:
+                self._check_cluster_scoped(obj)
+
+    def _check_owned(self, live, verb, described):
+        """Refuse to change or delete a live object Eyrie did not create for
+        this deployment (its ``eyrie.io/deployment`` label)."""
+        mine = self.labels.get(DEPLOYMENT_LABEL)
+        if live is None or mine is None:
+            return
+        owner = ((live.get("metadata") or {}).get("labels") or {}).get(DEPLOYMENT_LABEL)
+        if owner == mine:
+            return
+        whose = (
+            f"carries the label {DEPLOYMENT_LABEL}={owner} of another deployment"
+            if owner
+            else f"has no {DEPLOYMENT_LABEL} label: Eyrie did not create it"
+        )
+        raise StepError(
+            f"{verb} {described} refused: it exists and {whose}. Eyrie changes and "
+            "deletes only what it created for this deployment and left it untouched; "
+            "choose another namespace or name, or remove it by hand"
+        )
 
     def _describe(self, obj, namespace):
         text = f"{obj['kind']} {obj['metadata']['name']}"
@@ -300,8 +426,9 @@ class KubernetesExecutor(Executor):
         what = f"apply {self._describe(obj, namespace)}"
         body = self._labelled(obj, namespace)
         restore = None
+        live = self._get_live(resource, name, namespace, obj, what)
+        self._check_owned(live, "apply", self._describe(obj, namespace))
         if resource.kind in SCALABLE_KINDS:
-            live = self._get_live(resource, name, namespace, obj, what)
             annotations = ((live or {}).get("metadata") or {}).get("annotations") or {}
             restore = annotations.get(PAUSED_REPLICAS_ANNOTATION)
             if restore is not None and "replicas" not in (body.get("spec") or {}):
@@ -344,18 +471,24 @@ class KubernetesExecutor(Executor):
         metadata.pop("namespace", None)
         if not metadata:
             body.pop("metadata", None)
+        live = self._get_live(resource, name, namespace, obj, what)
+        self._check_owned(live, "patch", self._describe(obj, namespace))
         self._patch(resource, name, namespace, obj, what, body)
         return f"patched {self._describe(obj, namespace)}"
 
     def _step_delete(self, obj):
         try:
             resource, name, namespace = self._target(obj)
-        except StepError:
+        except KindNotInstalled:
             # A kind that is not installed has nothing to delete.
             return (
                 f"{obj['kind']} {obj['apiVersion']} is not installed: nothing to delete"
             )
         described = self._describe(obj, namespace)
+        live = self._get_live(resource, name, namespace, obj, f"delete {described}")
+        if live is None:
+            return f"{described} is already gone"
+        self._check_owned(live, "delete", described)
         try:
             resource.delete(
                 name=name, namespace=namespace, propagation_policy="Background"
@@ -374,6 +507,7 @@ class KubernetesExecutor(Executor):
             live = self._get_live(resource, name, namespace, obj, what)
             if live is None:
                 raise StepError(f"{what}: it does not exist")
+            self._check_owned(live, "scale", self._describe(obj, namespace))
             return self._scale(resource, live, obj, namespace)
         resource = self._resource(obj)
         namespace = self.default_namespace if resource.namespaced else None
@@ -389,6 +523,9 @@ class KubernetesExecutor(Executor):
         items = _plain(found).get("items") or []
         if not items:
             return f"no {obj['kind']} labelled {selector} in namespace {namespace}"
+        for live in items:
+            described = f"{obj['kind']} {live['metadata']['name']}"
+            self._check_owned(live, "scale", f"{described} in namespace {namespace}")
         return "; ".join(self._scale(resource, live, obj, namespace) for live in items)
 
     def _scale(self, resource, live, obj, namespace):
@@ -411,7 +548,7 @@ class KubernetesExecutor(Executor):
         timeout = wait.get("timeout", DEFAULT_WAIT_TIMEOUT)
         try:
             resource, name, namespace = self._target(obj)
-        except StepError:
+        except KindNotInstalled:
             if condition == "deleted":
                 return f"{obj['kind']} {obj['apiVersion']} is not installed: gone"
             raise StepPending(

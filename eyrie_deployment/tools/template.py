@@ -12,7 +12,12 @@ import functools
 import json
 
 import yaml
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import (
+    StrictUndefined,
+    TemplateError,
+    TemplateRuntimeError,
+    TemplateSyntaxError,
+)
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
@@ -21,6 +26,9 @@ class TemplateRenderError(Exception):
 
 
 def _b64encode(value):
+    if value is None:
+        # Never the text "None" as a password: a secret is missing.
+        raise TemplateRuntimeError("b64encode got no value (a secret is missing)")
     return base64.b64encode(str(value).encode()).decode()
 
 

@@ -2,10 +2,16 @@
 
 A deployment's values are its type's defaults, overridden by its scope's
 section for the type, overridden by its own (top-level keys replace, they are
-not merged deeper). The keys Eyrie's shipped books use are checked here when a
-scope or deployment is saved, so that a typo is refused at once instead of
-failing a job against the cluster later. Unknown keys are allowed: custom books
-may use their own.
+not merged deeper). Values are data: whatever a user types reaches a book
+only through a YAML-safe filter, and is checked here when a scope or
+deployment is saved, so that a typo or an injection is refused at once
+instead of failing (or succeeding) against the cluster later:
+
+- each deployment type declares the keys it accepts (``_<type>_value_keys``)
+  and a scope may accept more for its custom books; any other key is refused;
+- the keys the shipped books read have a check of their own (``VALUE_CHECKS``);
+- no string anywhere in the values may hold a control character (a newline
+  would start a new YAML line, or a new document).
 """
 
 import ipaddress
@@ -18,6 +24,14 @@ QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$
 # PostgreSQL major versions Crunchy PGO 5 runs.
 POSTGRES_VERSIONS = (13, 14, 15, 16, 17)
 MAX_REPLICAS = 50
+# What a DNS provider accepts as a record's TTL, in seconds.
+DNS_TTL_RANGE = (30, 86400)
+# A PostgreSQL database name Odoo's --db-filter (a regex) matches literally.
+DB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# Databases of the PostgreSQL server itself: never an Odoo's, never dropped.
+RESERVED_DB_NAMES = frozenset({"postgres", "template0", "template1"})
+# C0 and C1 control characters, DEL and the Unicode line separators.
+CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class ValuesError(ValueError):
@@ -125,6 +139,31 @@ def _check_users(value, key):
         _check_user_name(user, key)
 
 
+def _check_dns_ttl(value, key):
+    low, high = DNS_TTL_RANGE
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not low <= value <= high
+    ):
+        raise ValuesError(
+            f"'{key}' is {value!r}: use a whole number of seconds from {low} to {high}"
+        )
+
+
+def _check_db_name(value, key):
+    if not isinstance(value, str) or not DB_NAME_RE.match(value):
+        raise ValuesError(
+            f"'{key}' is {value!r}: use a database name of at most 63 lower-case "
+            "letters, digits, '_' and '-', starting with a letter or digit"
+        )
+    if value in RESERVED_DB_NAMES:
+        raise ValuesError(
+            f"'{key}' is {value!r}: that database belongs to the PostgreSQL server; "
+            "choose another name"
+        )
+
+
 VALUE_CHECKS = {
     "hostname": check_hostname,
     "dns_target": _check_dns_target,
@@ -142,12 +181,45 @@ VALUE_CHECKS = {
     "postgres_version": _check_postgres_version,
     "db_user": _check_user_name,
     "users": _check_users,
+    "dns_ttl": _check_dns_ttl,
+    "db_name": _check_db_name,
 }
 
 
-def check_values(values):
-    """Raise ``ValuesError`` for the first known key with a bad value."""
+def check_values(values, accepted=None):
+    """Raise ``ValuesError`` for the first refused key or value.
+
+    ``accepted``: the keys allowed (``None``: any key); the others are refused,
+    naming the accepted ones."""
+    if accepted is not None:
+        unknown = sorted(set(values) - set(accepted))
+        if unknown:
+            raise ValuesError(
+                f"'{unknown[0]}' is not a value this deployment accepts; use one of "
+                f"{', '.join(sorted(accepted))}"
+            )
     for key, value in values.items():
+        _check_plain_data(value, key)
         check = VALUE_CHECKS.get(key)
         if check:
             check(value, key)
+
+
+def _check_plain_data(value, key):
+    """Strings, numbers, booleans, lists and objects of them; no string with a
+    control character, at any depth."""
+    if isinstance(value, str):
+        if CONTROL_RE.search(value):
+            raise ValuesError(
+                f"'{key}' holds a control character (a newline, tab, ...): "
+                "write it on one line, without control characters"
+            )
+    elif isinstance(value, list):
+        for item in value:
+            _check_plain_data(item, key)
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            _check_plain_data(name, key)
+            _check_plain_data(item, key)
+    elif value is not None and not isinstance(value, (int, float, bool)):
+        raise ValuesError(f"'{key}' must be plain JSON data")

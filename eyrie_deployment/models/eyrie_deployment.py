@@ -2,7 +2,6 @@ import ipaddress
 import json
 import logging
 import re
-import secrets
 import time
 from datetime import timedelta
 
@@ -15,6 +14,7 @@ from odoo.tools import SQL
 from ..tools.confinement import check_book
 from ..tools.executor import DEPLOYMENT_LABEL, MANAGED_BY_LABEL
 from ..tools.parameters import int_param
+from ..tools.passwords import generate_password, is_unsafe
 from ..tools.template import render_documents
 from ..tools.transaction import commit_unless_testing, in_test
 from ..tools.values import (
@@ -1102,7 +1102,30 @@ class EyrieDeployment(models.Model):
 
     @api.private
     def odoo_action_drop(self):
+        self._odoo_check_database_running_for_drop()
         return self._start_drop(values=self._odoo_values(need_hostname=False))
+
+    def _odoo_check_database_running_for_drop(self):
+        """A drop on a shared database ends with a Job that drops this Odoo's
+        database: it needs the PostgreSQL deployment running. Refused before
+        anything is deleted, so the Odoo stays whole and the user can resume
+        the database first."""
+        database = self.sudo().database_deployment_id
+        if self.database_mode != "shared" or not database:
+            return
+        if database.repository_state == "deploy" and database.state != "pausing":
+            return
+        raise UserError(
+            self.env._(
+                "Odoo deployment %(name)s cannot be dropped now: its database is in "
+                "PostgreSQL deployment %(database)s, which is not running "
+                "(%(state)s), so its database could not be dropped. Deploy (resume) "
+                "%(database)s first, then drop %(name)s.",
+                name=self.name,
+                database=database.name,
+                state=dict(STATES)[database.state],
+            )
+        )
 
     @api.private
     def pgo_action_deploy(self):
@@ -1361,8 +1384,38 @@ class EyrieDeployment(models.Model):
         credentials = dict(self.sudo().credentials or {})
         missing = [name for name in names if not credentials.get(name)]
         if missing:
-            credentials.update({name: secrets.token_urlsafe(24) for name in missing})
+            credentials.update({name: generate_password() for name in missing})
             self._set_lifecycle(credentials=credentials)
+
+    @api.model
+    def _regenerate_unsafe_credentials(self):
+        """Regenerate, once, the database passwords that a consumer reads
+        specially (a leading '-': the official Odoo image's wait-for-psql.py
+        takes it for an option and the pod never starts). The admin password
+        stays: Odoo sets it once, on the first start. Returns the deployments
+        changed; each says in its chatter that a Deploy applies the change."""
+        changed = self.browse()
+        for deployment in self.sudo().search([("credentials", "!=", False)]):
+            credentials = dict(deployment.credentials or {})
+            names = sorted(
+                name
+                for name, value in credentials.items()
+                if name != "admin_password" and is_unsafe(value)
+            )
+            if not names:
+                continue
+            credentials.update({name: generate_password() for name in names})
+            deployment._set_lifecycle(credentials=credentials)
+            deployment._message_log(
+                body=self.env._(
+                    "Generated credentials %(names)s could not be used by every "
+                    "consumer (a leading '-'): they were regenerated. Deploy "
+                    "(update) this deployment to apply them.",
+                    names=", ".join(names),
+                )
+            )
+            changed |= deployment
+        return changed
 
     def _get_book(self, action):
         self.ensure_one()

@@ -183,15 +183,25 @@ class TestValuesAreData(TenancyCase):
             self.scope.values = json.dumps({"pgo": {"dns_ttl": 300}})
 
     def test_shipped_books_render_values_as_data(self):
-        deployment_id = self._create("data", values='{"dns_ttl": 600}')
+        # "1234" is a valid namespace that YAML reads as a number when
+        # rendered bare: every object of the books must still be named "1234".
+        deployment_id = self._create(
+            "numbers", namespace="1234", values='{"dns_ttl": 600}'
+        )
         self._act(deployment_id, "deploy")
+        self.assertEqual(self._read(deployment_id, "state")["state"], "deploy")
+        self.assertTrue(self.emulator.get("v1", "Namespace", "1234"))
         endpoint = self.emulator.get(
-            "externaldns.k8s.io/v1alpha1", "DNSEndpoint", "odoo", namespace="data"
+            "externaldns.k8s.io/v1alpha1", "DNSEndpoint", "odoo", namespace="1234"
         )
         self.assertEqual(endpoint["spec"]["endpoints"][0]["recordTTL"], 600)
-        odoo = self.emulator.get("apps/v1", "Deployment", "odoo", namespace="data")
+        odoo = self.emulator.get("apps/v1", "Deployment", "odoo", namespace="1234")
+        self.assertEqual(
+            odoo["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"],
+            "1234",
+        )
         self.assertIn(
-            "--db-filter=^data$",
+            "--db-filter=^1234$",
             odoo["spec"]["template"]["spec"]["containers"][0]["args"],
         )
         self.assertEqual(self.emulator.list("rbac.authorization.k8s.io/v1"), [])

@@ -556,6 +556,10 @@ class KubernetesExecutor(Executor):
             ) from None
         described = self._describe(obj, namespace)
         live = self._get_live(resource, name, namespace, obj, f"wait for {described}")
+        failure = condition != "deleted" and _failure_of(live)
+        if failure:
+            # Waiting on would only end in a timeout: the object says it failed.
+            raise StepError(f"{described} failed: {failure}")
         holds, status = _condition_holds(condition, wait, live)
         if not holds:
             raise StepPending(f"{described}: {status}", timeout)
@@ -569,6 +573,28 @@ def _annotation_patch(value):
 def _scrubbed(error, obj):
     error.args = (scrub(str(error), obj),)
     return error
+
+
+def _failure_of(live):
+    """Why ``live`` reports that it failed for good, or None: a Job's
+    ``Failed`` condition, a Deployment past its progress deadline."""
+    if not live:
+        return None
+    conditions = (live.get("status") or {}).get("conditions") or []
+    for condition in conditions:
+        kind, status = condition.get("type"), condition.get("status")
+        reason = condition.get("reason") or kind
+        message = condition.get("message") or ""
+        if live.get("kind") == "Job" and kind == "Failed" and status == "True":
+            return f"{reason}: {message}".rstrip(": ")
+        if (
+            live.get("kind") == "Deployment"
+            and kind == "Progressing"
+            and status == "False"
+            and reason == "ProgressDeadlineExceeded"
+        ):
+            return f"{reason}: {message}".rstrip(": ")
+    return None
 
 
 def _condition_holds(condition, wait, live):

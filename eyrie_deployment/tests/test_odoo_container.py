@@ -1,0 +1,266 @@
+"""The shipped Odoo books' container, run for real: a real Odoo 18.0 process
+runs the init script and then the command of the rendered Deployment, with the
+environment the Deployment gives it, against a PostgreSQL role that needs its
+password (a private PostgreSQL cluster of the test, as PGO would run one).
+
+What the official image does with that environment (``/entrypoint.sh`` and
+``wait-for-psql.py`` of odoo/docker 18.0) is mirrored by ``odoo_image.py``.
+The rest is the Pod's: the ConfigMap mounted at ``/eyrie``, the filestore at
+``/var/lib/odoo``, the image's configuration file at ``$ODOO_RC`` and the
+database Service; here they are a temporary folder, a configuration file with
+this machine's addons and free loopback ports, and the private cluster.
+"""
+
+import base64
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import xmlrpc.client
+
+from odoo.tests import tagged
+
+from . import odoo_image
+from .common import EyrieCase
+from .private_postgres import PrivatePostgres, free_port
+
+MIRROR = os.path.abspath(odoo_image.__file__)
+START_TIMEOUT = 180
+
+
+def _odoo_addons_paths():
+    import odoo
+
+    package = os.path.dirname(odoo.__file__)
+    candidates = [
+        os.path.join(package, "addons"),
+        os.path.join(package, "..", "addons"),
+    ]
+    return ",".join(
+        os.path.abspath(path)
+        for path in candidates
+        if os.path.isfile(os.path.join(path, "web", "__manifest__.py"))
+        or os.path.isfile(os.path.join(path, "base", "__manifest__.py"))
+    )
+
+
+@tagged("post_install", "-at_install")
+class TestOdooContainer(EyrieCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.shipped = cls.env["eyrie.scope"].create(
+            {
+                "name": "Real Odoo",
+                "cluster_id": cls.cluster.id,
+                "domain": "preview.example.com",
+                "allow_drop": True,
+            }
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.root = tempfile.mkdtemp(prefix="eyrie-odoo-")
+        self.addCleanup(shutil.rmtree, self.root, True)
+
+    def _create(self, name, deployment_type="odoo", **vals):
+        return self.env["eyrie.deployment"].create(
+            {
+                "name": name,
+                "deployment_type": deployment_type,
+                "scope_id": self.shipped.id,
+            }
+            | vals
+        )
+
+    def _rendered(self, deployment, action):
+        """{(kind, name): object} that the apply steps of a shipped book send."""
+        context = deployment._template_context(deployment._odoo_values())
+        objects = {}
+        steps = deployment[f"deployment_{action}_book_id"].step_ids
+        for step in steps.filtered(lambda s: s.kind == "apply"):
+            for obj in deployment._render_step(step, context):
+                objects[obj["kind"], obj["metadata"]["name"]] = obj
+        return objects
+
+    def _pod_env(self, container, secrets, pg):
+        """The container's environment as the kubelet builds it, the
+        database Service's address replaced by the private cluster's."""
+        # This machine's environment stands for the image's own; nothing in it
+        # may say where the database is.
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("PG", "ODOO", "OPENERP"))
+        }
+        for item in container["env"]:
+            if "valueFrom" in item:
+                ref = item["valueFrom"]["secretKeyRef"]
+                env[item["name"]] = secrets[ref["name"]][ref["key"]]
+            else:
+                env[item["name"]] = item["value"]
+        env["HOST"], env["PORT"] = pg.host, str(pg.port)
+        return env
+
+    def _image_config(self, http_port):
+        """The image's /etc/odoo/odoo.conf (addons_path, data_dir), with
+        this machine's addons and a free port in place of 8069/8072."""
+        path = os.path.join(self.root, "odoo.conf")
+        with open(path, "w") as handle:
+            handle.write(
+                "[options]\n"
+                f"addons_path = {_odoo_addons_paths()}\n"
+                f"data_dir = {self.root}/filestore\n"
+                f"http_port = {http_port}\n"
+                f"gevent_port = {free_port()}\n"
+                "http_interface = 127.0.0.1\n"
+            )
+        return path
+
+    def _mounted(self, args):
+        return [arg.replace("/var/lib/odoo", f"{self.root}/filestore") for arg in args]
+
+    def _write_scripts(self, config_map):
+        folder = os.path.join(self.root, "eyrie")
+        os.makedirs(folder)
+        for name, text in config_map["data"].items():
+            text = text.replace("/entrypoint.sh", f"{sys.executable} {MIRROR}")
+            text = text.replace("/eyrie/", f"{folder}/")
+            with open(os.path.join(folder, name), "w") as handle:
+                handle.write(text)
+        return folder
+
+    @staticmethod
+    def _decoded(secret):
+        return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+    def _wait_healthy(self, server, url):
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                self.fail(f"Odoo exited with {server.returncode} before it was healthy")
+            # OSError: not listening yet.
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(url, timeout=5) as answer,
+            ):
+                if answer.status == 200:
+                    return
+            time.sleep(1)
+        self.fail(f"Odoo did not answer {url} within {START_TIMEOUT} s")
+
+    def test_own_database_container_runs_for_real(self):
+        odoo = self._create("real-odoo")
+        odoo._ensure_credentials(("admin_password", "db_password"))
+        credentials = odoo.sudo().credentials
+        values = odoo._odoo_values()
+        initialize = self._rendered(odoo, "initialize")
+        deploy = self._rendered(odoo, "deploy")
+        secrets = {
+            name: self._decoded(obj)
+            for (kind, name), obj in {**initialize, **deploy}.items()
+            if kind == "Secret"
+        }
+        pod = deploy["Deployment", "odoo"]["spec"]["template"]["spec"]
+        init, main = pod["initContainers"][0], pod["containers"][0]
+        http_port = free_port()
+
+        with PrivatePostgres() as pg:
+            # PGO makes the role of spec.users from the pguser Secret.
+            pguser = secrets[f"db-pguser-{values['db_user']}"]
+            pg.create_role(pguser["user"], pguser["password"])
+            config = self._image_config(http_port)
+            self._write_scripts(deploy["ConfigMap", "odoo-scripts"])
+            env = self._pod_env(init, secrets, pg) | {"ODOO_RC": config}
+            command = [
+                init["command"][0],
+                init["command"][1].replace("/eyrie/", f"{self.root}/eyrie/"),
+            ]
+            prepared = subprocess.run(
+                [*command, *self._mounted(init["args"])],
+                env=env,
+                capture_output=True,
+                check=False,
+                text=True,
+                timeout=600,
+            )
+            self.assertEqual(prepared.returncode, 0, prepared.stderr[-3000:])
+            self.assertIn(values["db_name"], pg.databases())
+
+            env = self._pod_env(main, secrets, pg) | {"ODOO_RC": config}
+            log = open(os.path.join(self.root, "odoo.log"), "w")  # noqa: SIM115
+            self.addCleanup(log.close)
+            server = subprocess.Popen(
+                [sys.executable, MIRROR, *self._mounted(main["args"])],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                base = f"http://127.0.0.1:{http_port}"
+                self._wait_healthy(server, f"{base}/web/health")
+                common = xmlrpc.client.ServerProxy(f"{base}/xmlrpc/2/common")
+                db_name = values["db_name"]
+                uid = common.authenticate(
+                    db_name, "admin", credentials["admin_password"], {}
+                )
+                self.assertTrue(uid, "the generated admin password is refused")
+                self.assertFalse(common.authenticate(db_name, "admin", "admin", {}))
+            finally:
+                server.terminate()
+                try:
+                    server.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
+
+    def test_shared_database_drop_job_drops_the_database(self):
+        db = self._create("real-pg", "pgo")
+        db._ensure_credentials(("pguser_odoo",))
+        odoo = self._create(
+            "real-shared", database_mode="shared", database_deployment_id=db.id
+        )
+        odoo._ensure_credentials(("admin_password", "db_password"))
+        job = self._rendered(odoo, "drop")["Job", f"dropdb-{odoo.id}"]
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        password = db.sudo().credentials["pguser_odoo"]
+        # The Odoo connects with the PostgreSQL deployment's password.
+        deploy = self._rendered(odoo, "deploy")
+        self.assertEqual(
+            self._decoded(deploy["Secret", "odoo"])["db-password"], password
+        )
+        with PrivatePostgres() as pg:
+            pg.create_role("odoo", password)
+            pg.execute('CREATE DATABASE "real-shared"', user="odoo", password=password)
+            pg.execute('CREATE DATABASE "real-other"', user="odoo", password=password)
+            secrets = {"db-pguser-odoo": {"user": "odoo", "password": password}}
+            env = self._pod_env(container, secrets, pg)
+            env["PGHOST"], env["PGPORT"] = pg.host, str(pg.port)
+            dropped = subprocess.run(
+                container["command"],
+                env=env,
+                capture_output=True,
+                check=False,
+                text=True,
+                timeout=60,
+            )
+            self.assertEqual(dropped.returncode, 0, dropped.stderr)
+            self.assertNotIn("real-shared", pg.databases())
+            self.assertIn("real-other", pg.databases())
+
+    def test_the_mirror_fails_as_the_image_does_on_a_leading_dash(self):
+        # The fault this guards against: wait-for-psql.py's argparse.
+        result = subprocess.run(
+            [sys.executable, MIRROR, "odoo", "--stop-after-init"],
+            env={"PATH": os.environ["PATH"], "PASSWORD": "-leading-dash"},
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("argument --db_password: expected one argument", result.stderr)

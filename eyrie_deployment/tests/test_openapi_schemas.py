@@ -1,0 +1,151 @@
+"""Every object the shipped books apply, validated against Kubernetes' own
+OpenAPI schemas in strict mode (``kubernetes-validate``): both types, own and
+shared database, with the optional values set.
+
+Strict mode refuses any field the schema does not know, so a typo in a book
+(``imagePullPolicy`` misspelt, a field at the wrong level) fails here rather
+than on a cluster. The custom resources (PGO's PostgresCluster, external-dns'
+DNSEndpoint) have no schema in that package: they are listed, not skipped
+silently, and checked by the emulator's tests only.
+"""
+
+import json
+
+import kubernetes_validate
+from kubernetes_validate.utils import latest_version
+
+from odoo.tests import tagged
+
+from ..tools.executor import CLUSTER_SCOPED_KINDS
+from .common import EyrieCase
+
+# A recent Kubernetes, as the package ships it.
+KUBERNETES_VERSION = latest_version()
+CUSTOM_KINDS = {"PostgresCluster", "DNSEndpoint"}
+OPTIONAL_VALUES = {
+    "storage_class": "fast-ssd",
+    "ingress_class": "nginx",
+    "tls_secret": "wildcard-tls",
+    "replicas": 2,
+    "workers": 4,
+}
+
+
+@tagged("post_install", "-at_install")
+class TestOpenApiSchemas(EyrieCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.shipped = cls.env["eyrie.scope"].create(
+            {
+                "name": "Schemas",
+                "cluster_id": cls.cluster.id,
+                "domain": "preview.example.com",
+                "allow_drop": True,
+            }
+        )
+
+    def _create(self, name, deployment_type, **vals):
+        return self.env["eyrie.deployment"].create(
+            {
+                "name": name,
+                "deployment_type": deployment_type,
+                "scope_id": self.shipped.id,
+            }
+            | vals
+        )
+
+    def _applied_objects(self, deployment, values):
+        """What each apply step of the deployment's four books sends: the
+        rendered objects with Eyrie's labels and the namespace, as the
+        executor adds them."""
+        context = deployment._template_context(values)
+        for action in ("initialize", "deploy", "pause", "drop"):
+            book = deployment[f"deployment_{action}_book_id"]
+            for step in book.step_ids.filtered(lambda s: s.kind == "apply"):
+                for obj in deployment._render_step(step, context):
+                    metadata = obj.setdefault("metadata", {})
+                    metadata["labels"] = {
+                        **(metadata.get("labels") or {}),
+                        **deployment._cluster_labels(),
+                    }
+                    if obj["kind"] not in CLUSTER_SCOPED_KINDS:
+                        metadata.setdefault("namespace", deployment.namespace)
+                    yield f"{book.name} / {step.name}", obj
+
+    def _validate_all(self, deployment, values):
+        validated, custom = [], []
+        for where, obj in self._applied_objects(deployment, values):
+            if obj["kind"] in CUSTOM_KINDS:
+                custom.append(obj["kind"])
+                continue
+            with self.subTest(where=where, kind=obj["kind"]):
+                try:
+                    kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+                except kubernetes_validate.ValidationError as error:
+                    self.fail(f"{where}: {obj['kind']}: {error.message}")
+            validated.append(obj["kind"])
+        return sorted(validated), sorted(set(custom))
+
+    def test_odoo_own_database(self):
+        odoo = self._create("schema-own", "odoo", values=json.dumps(OPTIONAL_VALUES))
+        odoo._ensure_credentials(("admin_password", "db_password"))
+        validated, custom = self._validate_all(odoo, odoo._odoo_values())
+        self.assertEqual(
+            validated,
+            [
+                "ConfigMap",
+                "Deployment",
+                "Ingress",
+                "Namespace",
+                "PersistentVolumeClaim",
+                # odoo and db-pguser-odoo, at initialize and again at deploy
+                "Secret",
+                "Secret",
+                "Secret",
+                "Secret",
+                "Service",
+            ],
+        )
+        self.assertEqual(custom, ["DNSEndpoint", "PostgresCluster"])
+
+    def test_odoo_shared_database_with_an_address_record(self):
+        db = self._create("schema-db", "pgo", values=json.dumps({"users": ["odoo"]}))
+        db._ensure_credentials(("pguser_odoo",))
+        odoo = self._create(
+            "schema-shared",
+            "odoo",
+            database_mode="shared",
+            database_deployment_id=db.id,
+            values=json.dumps(OPTIONAL_VALUES | {"dns_target": "203.0.113.7"}),
+        )
+        odoo._ensure_credentials(("admin_password", "db_password"))
+        validated, custom = self._validate_all(odoo, odoo._odoo_values())
+        self.assertIn("Job", validated)  # the dropdb Job
+        self.assertIn("Deployment", validated)
+        self.assertEqual(custom, ["DNSEndpoint"])
+
+    def test_postgresql(self):
+        db = self._create(
+            "schema-pg",
+            "pgo",
+            values=json.dumps({"users": ["odoo", "shop"], "storage_class": "fast"}),
+        )
+        db._ensure_credentials(("pguser_odoo", "pguser_shop"))
+        validated, custom = self._validate_all(db, db._effective_values())
+        self.assertEqual(validated, ["Namespace", "Secret", "Secret"])
+        self.assertEqual(custom, ["PostgresCluster"])
+
+    def test_strict_mode_refuses_an_unknown_field(self):
+        # The check itself can fail: a misplaced field is refused.
+        with self.assertRaises(kubernetes_validate.ValidationError):
+            kubernetes_validate.validate(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": "odoo"},
+                    "spec": {"ports": [{"port": 8069, "targetport": "http"}]},
+                },
+                KUBERNETES_VERSION,
+                strict=True,
+            )

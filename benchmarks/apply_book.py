@@ -77,6 +77,7 @@ def make_deployment(env, kubeconfig, objects):
             "name": "bench",
             "cluster_id": cluster.id,
             "domain": "bench.example.com",
+            "extra_value_keys": "count",
             "deployment_initialize_book_id": initialize.id,
             "deployment_deploy_book_id": book.id,
         }

@@ -146,3 +146,33 @@ class EyrieCase(TransactionCase):
 
     def _messages(self, record):
         return " | ".join(record.message_ids.mapped("body"))
+
+
+class ShippedScopeMixin:
+    """``cls.shipped``: a scope of the test cluster without books, whose
+    deployments run their type's shipped books; ``_create`` makes one."""
+
+    SHIPPED_SCOPE_VALUES = {}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.shipped = cls.env["eyrie.scope"].create(
+            {
+                "name": f"Shipped books of {cls.__name__}",
+                "cluster_id": cls.cluster.id,
+                "domain": "preview.example.com",
+                "allow_drop": True,
+            }
+            | cls.SHIPPED_SCOPE_VALUES
+        )
+
+    def _create(self, name, deployment_type="odoo", **vals):
+        return self.env["eyrie.deployment"].create(
+            {
+                "name": name,
+                "deployment_type": deployment_type,
+                "scope_id": self.shipped.id,
+            }
+            | vals
+        )

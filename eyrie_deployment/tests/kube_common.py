@@ -105,6 +105,11 @@ class OperatorsMixin:
     ready unless shut down, the Deployment controller reports rollouts, the
     Job controller reports a finished Job."""
 
+    def _run(self, deployment, action, play=True):
+        """Run an action and its jobs to their end, the operators played."""
+        getattr(deployment, f"action_{action}")()
+        self._settle(between_rounds=self._play_operators if play else None)
+
     def _play_operators(self, _round=None):
         emulator = self.emulator
         for cluster in emulator.list(PGO, "PostgresCluster"):

@@ -6,7 +6,7 @@ from odoo import fields
 from odoo.exceptions import UserError, ValidationError
 from odoo.tests import tagged
 
-from .common import EyrieCase
+from .common import EyrieCase, ShippedScopeMixin
 from .kube_common import (
     DNS,
     MANAGED,
@@ -30,36 +30,12 @@ def _decoded(secret):
     }
 
 
-class TestDefaultBooks(OperatorsMixin, KubernetesCase):
+class TestDefaultBooks(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
     """The shipped books of both types, run against the emulated cluster."""
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        # No books on the scope: every deployment runs its type's shipped ones.
-        cls.shipped = cls.env["eyrie.scope"].create(
-            {
-                "name": "Shipped books",
-                "cluster_id": cls.cluster.id,
-                "domain": "preview.example.com",
-                "allow_drop": True,
-                "values": json.dumps({"odoo": {"dns_target": "lb.example.com"}}),
-            }
-        )
-
-    def _create(self, name, deployment_type, **vals):
-        return self.env["eyrie.deployment"].create(
-            {
-                "name": name,
-                "deployment_type": deployment_type,
-                "scope_id": self.shipped.id,
-            }
-            | vals
-        )
-
-    def _run(self, deployment, action):
-        getattr(deployment, f"action_{action}")()
-        self._settle(between_rounds=self._play_operators)
+    SHIPPED_SCOPE_VALUES = {
+        "values": json.dumps({"odoo": {"dns_target": "lb.example.com"}})
+    }
 
     def _get(self, api_version, kind, name, namespace):
         return self.emulator.get(api_version, kind, name, namespace=namespace)

@@ -25,7 +25,7 @@ import xmlrpc.client
 from odoo.tests import tagged
 
 from . import odoo_image
-from .common import EyrieCase
+from .common import EyrieCase, ShippedScopeMixin
 from .private_postgres import PrivatePostgres, free_port
 
 MIRROR = os.path.abspath(odoo_image.__file__)
@@ -49,33 +49,11 @@ def _odoo_addons_paths():
 
 
 @tagged("post_install", "-at_install")
-class TestOdooContainer(EyrieCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.shipped = cls.env["eyrie.scope"].create(
-            {
-                "name": "Real Odoo",
-                "cluster_id": cls.cluster.id,
-                "domain": "preview.example.com",
-                "allow_drop": True,
-            }
-        )
-
+class TestOdooContainer(ShippedScopeMixin, EyrieCase):
     def setUp(self):
         super().setUp()
         self.root = tempfile.mkdtemp(prefix="eyrie-odoo-")
         self.addCleanup(shutil.rmtree, self.root, True)
-
-    def _create(self, name, deployment_type="odoo", **vals):
-        return self.env["eyrie.deployment"].create(
-            {
-                "name": name,
-                "deployment_type": deployment_type,
-                "scope_id": self.shipped.id,
-            }
-            | vals
-        )
 
     def _rendered(self, deployment, action):
         """{(kind, name): object} that the apply steps of a shipped book send."""

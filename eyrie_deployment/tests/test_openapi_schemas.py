@@ -17,7 +17,7 @@ from kubernetes_validate.utils import latest_version
 from odoo.tests import tagged
 
 from ..tools.executor import CLUSTER_SCOPED_KINDS
-from .common import EyrieCase
+from .common import EyrieCase, ShippedScopeMixin
 
 # A recent Kubernetes, as the package ships it.
 KUBERNETES_VERSION = latest_version()
@@ -32,29 +32,7 @@ OPTIONAL_VALUES = {
 
 
 @tagged("post_install", "-at_install")
-class TestOpenApiSchemas(EyrieCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.shipped = cls.env["eyrie.scope"].create(
-            {
-                "name": "Schemas",
-                "cluster_id": cls.cluster.id,
-                "domain": "preview.example.com",
-                "allow_drop": True,
-            }
-        )
-
-    def _create(self, name, deployment_type, **vals):
-        return self.env["eyrie.deployment"].create(
-            {
-                "name": name,
-                "deployment_type": deployment_type,
-                "scope_id": self.shipped.id,
-            }
-            | vals
-        )
-
+class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
     def _applied_objects(self, deployment, values):
         """What each apply step of the deployment's four books sends: the
         rendered objects with Eyrie's labels and the namespace, as the

@@ -13,42 +13,14 @@ from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from ..tools.passwords import generate_password
+from .common import ShippedScopeMixin
 from .kube_common import PGO, KubernetesCase, OperatorsMixin
 
 SAFE_PASSWORD = re.compile(r"^[A-Za-z0-9]{32}$")
 
 
-class ShippedBooksCase(OperatorsMixin, KubernetesCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.shipped = cls.env["eyrie.scope"].create(
-            {
-                "name": "Shipped books, faults",
-                "cluster_id": cls.cluster.id,
-                "domain": "preview.example.com",
-                "allow_drop": True,
-            }
-        )
-
-    def _create(self, name, deployment_type="odoo", **vals):
-        return self.env["eyrie.deployment"].create(
-            {
-                "name": name,
-                "deployment_type": deployment_type,
-                "scope_id": self.shipped.id,
-            }
-            | vals
-        )
-
-    def _run(self, deployment, action, play=True):
-        getattr(deployment, f"action_{action}")()
-        self._settle(between_rounds=self._play_operators if play else None)
-
-    def _job(self, deployment, action):
-        return deployment.job_ids.filtered(lambda j: j.action == action).sorted("id")[
-            -1:
-        ]
+class ShippedBooksCase(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
+    """The shipped books on the emulated cluster."""
 
 
 @tagged("post_install", "-at_install")

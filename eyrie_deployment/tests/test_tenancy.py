@@ -346,6 +346,27 @@ class TestOwnership(TenancyCase):
         )
         self.assertEqual(odoo["spec"]["replicas"], 1)
 
+    def test_objects_read_together_are_checked_one_by_one(self):
+        # The credentials step applies two Secrets, read with one list call.
+        deployment_id = self._create("listed")
+        self._act(deployment_id, "deploy")
+        k8s.CoreV1Api(self.api).patch_namespaced_secret(
+            "db-pguser-odoo",
+            "listed",
+            {"metadata": {"labels": {"eyrie.io/deployment": None}}},
+        )
+        before = self.emulator.get("v1", "Secret", "db-pguser-odoo", namespace="listed")
+        self._act(deployment_id, "deploy")
+        self.assertIn(
+            "Step 1 'Credentials' (apply) failed: apply Secret db-pguser-odoo in "
+            "namespace listed refused: it exists and has no eyrie.io/deployment label",
+            self._read(deployment_id, "error_message")["error_message"],
+        )
+        after = self.emulator.get("v1", "Secret", "db-pguser-odoo", namespace="listed")
+        self.assertEqual(
+            after["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"]
+        )
+
 
 @tagged("post_install", "-at_install")
 class TestNamespaces(TenancyCase):

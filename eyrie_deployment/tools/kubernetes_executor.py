@@ -301,15 +301,56 @@ class KubernetesExecutor(Executor):
     def __init__(self, cluster_name, default_namespace, labels, client):
         super().__init__(cluster_name, default_namespace, labels)
         self.client = client
+        self._live = {}
 
     def run_step(self, kind, objects):
+        # Live objects read once per step for the ownership checks.
+        self._live = {}
         try:
+            if kind in ("apply", "patch", "delete"):
+                self._prefetch_live(kind, objects)
             return super().run_step(kind, objects)
         except urllib3.exceptions.HTTPError as error:
             raise ClusterConnectionError(
                 f"cluster {self.cluster_name} cannot be reached: "
                 f"{_connection_cause(error)}"
             ) from error
+        finally:
+            self._live = {}
+
+    def _prefetch_live(self, verb, objects):
+        """Read every object the step names before it changes any (one list
+        per kind and namespace where the step names several), and refuse
+        the whole step when one of them is not this deployment's: a step is
+        left untouched as a whole."""
+        groups = {}
+        for obj in objects:
+            metadata = obj.get("metadata") or {}
+            if obj.get("apiVersion") and metadata.get("name"):
+                key = (obj["apiVersion"], obj["kind"], metadata.get("namespace"))
+                groups.setdefault(key, []).append(obj)
+        for group in groups.values():
+            try:
+                resource, name, namespace = self._target(group[0])
+            except KindNotInstalled:
+                continue
+            if len(group) == 1:
+                live = {name: self._read_live(resource, name, namespace, group[0])}
+            else:
+                found = self._call(
+                    group[0],
+                    f"list {group[0]['kind']}s in namespace {namespace}",
+                    resource.get,
+                    namespace=namespace,
+                )
+                live = {
+                    item["metadata"]["name"]: item
+                    for item in _plain(found).get("items") or []
+                }
+            for obj in group:
+                name = obj["metadata"]["name"]
+                self._live[_live_key(obj, namespace, name)] = live.get(name)
+                self._check_owned(live.get(name), verb, self._describe(obj, namespace))
 
     # -- helpers -------------------------------------------------------
 
@@ -403,6 +444,13 @@ class KubernetesExecutor(Executor):
         self._resource(obj)
 
     def _get_live(self, resource, name, namespace, obj, what):
+        key = _live_key(obj, namespace, name)
+        if key in self._live:
+            return self._live.pop(key)
+        return self._read_live(resource, name, namespace, obj, what)
+
+    def _read_live(self, resource, name, namespace, obj, what=None):
+        what = what or f"read {self._describe(obj, namespace)}"
         try:
             return _plain(resource.get(name=name, namespace=namespace))
         except DynamicApiError as error:
@@ -564,6 +612,10 @@ class KubernetesExecutor(Executor):
         if not holds:
             raise StepPending(f"{described}: {status}", timeout)
         return f"{described}: {status}"
+
+
+def _live_key(obj, namespace, name):
+    return (obj.get("apiVersion"), obj.get("kind"), namespace, name)
 
 
 def _annotation_patch(value):

@@ -1,0 +1,96 @@
+"""The shipped books' templates on a database installed before: the books
+are ``noupdate`` data (managers edit them), so a module update alone never
+changes them. ``refresh_unmodified_steps`` rewrites the steps still as an
+earlier version shipped them, and leaves the edited ones, saying which."""
+
+import hashlib
+import logging
+
+from lxml import etree
+
+from odoo.tools.misc import file_path
+
+_logger = logging.getLogger(__name__)
+
+DATA_FILES = ("data/eyrie_book_pgo_data.xml", "data/eyrie_book_odoo_data.xml")
+# Each step's template as 18.0.1.0.0 shipped it (values rendered bare,
+# before "values are data"): xml id without "eyrie_book_", and the first 32
+# hex digits of its SHA-256.
+SHIPPED_IN_18_0_1 = {
+    "odoo_initialize_namespace": "ff921f6b1427cf5f4891aa8f6d1ef20d",
+    "odoo_initialize_secret": "2b2e3d9b409b4e22db3e20111f660e25",
+    "odoo_initialize_filestore": "e747565bf754fc0e6c92728a9211619b",
+    "odoo_initialize_database": "c6a486f266bde5b2b2af64edb42f1d60",
+    "odoo_deploy_database": "1931e681723b334b09d4cc8d04af8e66",
+    "odoo_deploy_database_ready": "22eb31ebd26d373ef4d7363ccc6d7067",
+    "odoo_deploy_scripts": "b2b77bf2681b671e4b9d6b9dd1df20b0",
+    "odoo_deploy_workload": "d8e4325190cf2d979b0b989f2122928f",
+    "odoo_deploy_network": "ff73c418b5746c75edcd202dadf996b8",
+    "odoo_deploy_dns": "40c1b0eb5b9e2a6ffc1e7753d5123cfc",
+    "odoo_deploy_rollout": "2ae0fd1e9cba34c1f911c1d31f29164f",
+    "odoo_pause_scale": "4e241ec86b7aa078dc476f3b73ac5722",
+    "odoo_pause_database": "41e67b9700909352d3862c5373733c92",
+    "odoo_drop_dns": "14492e93721c59c4b963a5b2189cad0a",
+    "odoo_drop_workload": "bef9b112b7ab224e3d9cf1342734b60c",
+    "odoo_drop_own_database": "1576d3e07144d558000f226ec88ba529",
+    "odoo_drop_own_database_gone": "54d81fc21e992bfa1cccf98813ad3e3a",
+    "odoo_drop_shared_database": "56503829b56db1d2381ab73aa819609e",
+    "odoo_drop_shared_database_done": "890a2c145d4c83edf580969f1535c3aa",
+    "odoo_drop_shared_database_cleanup": "654736c12ef55c3af080250b6797d285",
+    "odoo_drop_namespace": "ff921f6b1427cf5f4891aa8f6d1ef20d",
+    "odoo_drop_namespace_gone": "cd14a95fcf1a1ad26b5449fa8e127755",
+    "pgo_initialize_namespace": "ff921f6b1427cf5f4891aa8f6d1ef20d",
+    "pgo_deploy_users": "dafc9cddfab2a1b25e656924cdcc1560",
+    "pgo_deploy_cluster": "4b8fa774da0e171839861e13a6007dc9",
+    "pgo_deploy_ready": "79d9659c9515efae244f3ad900a4ef08",
+    "pgo_pause_shutdown": "ddbed32e622eaa28b44c4e407a2b7261",
+    "pgo_drop_cluster": "f0927a6adc37156f56a2fdc17df9f6b2",
+    "pgo_drop_cluster_gone": "a21f039a7a2a020080ec010ff3ccadcf",
+    "pgo_drop_namespace": "ff921f6b1427cf5f4891aa8f6d1ef20d",
+    "pgo_drop_namespace_gone": "cd14a95fcf1a1ad26b5449fa8e127755",
+}
+
+
+XML_ID_PREFIX = "eyrie_book_"
+
+
+def _digest(text):
+    return hashlib.sha256((text or "").encode()).hexdigest()[:32]
+
+
+def shipped_templates():
+    """{xml id: template} of the steps this version ships."""
+    templates = {}
+    for name in DATA_FILES:
+        with open(file_path(f"eyrie_deployment/{name}"), "rb") as handle:
+            root = etree.parse(handle).getroot()
+        for record in root.iter("record"):
+            if record.get("model") == "eyrie.deployment.book.step":
+                template = record.find("field[@name='template']")
+                templates[record.get("id")] = template.text
+    return templates
+
+
+def refresh_unmodified_steps(env, previous=None):
+    """Give the shipped steps still as ``previous`` (default: as 18.0.1.0.0
+    shipped them) this version's template. Returns (refreshed, kept) xml ids:
+    kept ones were edited by a manager and need a look."""
+    previous = SHIPPED_IN_18_0_1 if previous is None else previous
+    refreshed, kept = [], []
+    for xml_id, template in shipped_templates().items():
+        step = env.ref(f"eyrie_deployment.{xml_id}", raise_if_not_found=False)
+        if not step or step.template == template:
+            continue
+        if previous.get(xml_id.removeprefix(XML_ID_PREFIX)) == _digest(step.template):
+            step.template = template
+            refreshed.append(xml_id)
+        else:
+            kept.append(xml_id)
+    if kept:
+        _logger.warning(
+            "Eyrie: shipped book steps edited since they were installed keep "
+            "their text; compare them with this version's (values rendered with "
+            "'| to_json'): %s",
+            ", ".join(kept),
+        )
+    return refreshed, kept

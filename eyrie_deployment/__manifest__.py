@@ -24,6 +24,7 @@
         "data/ir_cron_data.xml",
         "views/eyrie_job_views.xml",
         "views/eyrie_deployment_views.xml",
+        "views/eyrie_deployment_odoo_views.xml",
         "views/eyrie_deployment_book_views.xml",
         "views/eyrie_scope_views.xml",
         "views/eyrie_cluster_views.xml",

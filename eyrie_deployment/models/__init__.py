@@ -3,5 +3,13 @@ from . import eyrie_deployment_book
 from . import eyrie_deployment_book_step
 from . import eyrie_scope
 from . import eyrie_deployment
+from . import eyrie_deployment_guards
+from . import eyrie_deployment_jobs
+from . import eyrie_deployment_lifecycle
+from . import eyrie_deployment_timers
+from . import eyrie_deployment_timer_cron
+from . import eyrie_deployment_odoo
+from . import eyrie_deployment_pgo
 from . import eyrie_job
+from . import eyrie_job_runner
 from . import res_config_settings

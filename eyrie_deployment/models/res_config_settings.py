@@ -1,8 +1,7 @@
 from odoo import fields, models
 
-from .eyrie_job import (
-    DEFAULT_KEEP_PER_DEPLOYMENT,
-    DEFAULT_RETENTION_DAYS,
+from .eyrie_job import DEFAULT_KEEP_PER_DEPLOYMENT, DEFAULT_RETENTION_DAYS
+from .eyrie_job_runner import (
     DEFAULT_STALE_MINUTES,
 )
 

@@ -1,3 +1,5 @@
+from unittest.mock import patch
+
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
@@ -56,3 +58,46 @@ class TestDispatch(EyrieCase):
             self.env.ref("eyrie_deployment.eyrie_book_odoo_pause"),
         )
         self.assertEqual(other.deployment_deploy_book_id, self.book_deploy)
+
+    def test_public_type_method_is_refused(self):
+        deployment = self._make_deployment()
+        self.env.cr.execute(
+            "UPDATE eyrie_deployment SET deployment_type = 'ghost' WHERE id = %s",
+            [deployment.id],
+        )
+        deployment.invalidate_recordset()
+        called = []
+
+        def ghost_action_deploy(record):
+            called.append(record)
+            return record._start_deploy()
+
+        # A type method without @api.private: anyone could call it over
+        # XML-RPC and skip the checks.
+        with (
+            patch.object(
+                type(deployment),
+                "ghost_action_deploy",
+                ghost_action_deploy,
+                create=True,
+            ),
+            self.assertRaisesMessage(UserError, "decorate it with @api.private"),
+        ):
+            deployment.action_deploy()
+        self.assertFalse(called)
+        self.assertEqual(deployment.repository_state, "draft")
+        self.assertFalse(deployment.job_ids)
+
+    def test_removing_a_type_refuses_live_deployments(self):
+        live = self._deployed("live")
+        draft = self._make_deployment("still-draft")
+        ondelete = self.env["eyrie.deployment"]._fields["deployment_type"].ondelete
+        with self.assertRaisesMessage(UserError, "live of type odoo still run"):
+            ondelete["odoo"](live | draft)
+        self.assertTrue(live.exists())
+        self.assertTrue(draft.exists())
+        ondelete["odoo"](draft)
+        self.assertFalse(draft.exists())
+        live.action_drop()
+        self._run_jobs()
+        self.assertFalse(live.exists())

@@ -691,7 +691,7 @@ class TestSharedDatabase(TenancyCase):
 
 @tagged("post_install", "-at_install")
 class TestNoRawApiAnswers(TenancyCase):
-    @mute_logger("odoo.addons.eyrie_deployment.models.eyrie_job")
+    @mute_logger("odoo.addons.eyrie_deployment.models.eyrie_job_runner")
     def test_errors_carry_the_api_message_only(self):
         self.emulator.fail(
             "PATCH",

@@ -1,0 +1,250 @@
+import json
+
+from odoo import api, models
+from odoo.exceptions import UserError, ValidationError
+
+from ..tools.confinement import check_book
+from ..tools.executor import DEPLOYMENT_LABEL, MANAGED_BY_LABEL
+from ..tools.passwords import generate_password, is_unsafe
+from ..tools.template import render_documents
+from ..tools.values import (
+    ValuesError,
+    check_values,
+    parse_json_object,
+)
+
+
+class EyrieDeployment(models.Model):
+    """Building blocks for the types' ``<type>_action_<verb>``: the jobs they
+    create, the books and values those run with, what the books see."""
+
+    _inherit = "eyrie.deployment"
+
+    # ------------------------------------------------------------------
+    # Jobs
+    # ------------------------------------------------------------------
+
+    def _start_deploy(self, initialize_book=None, deploy_book=None, values=None):
+        """Create the deploy job, preceded by an initialize job when the
+        deployment was never deployed successfully. ``values`` (default: the
+        effective values) are what the books see. Returns the jobs."""
+        self.ensure_one()
+        deploy_book = deploy_book or self._get_book("deploy")
+        if self.repository_state in ("draft", "initialize"):
+            initialize_book = initialize_book or self._get_book("initialize")
+            initialize_job = self._create_job("initialize", initialize_book, values)
+            deploy_job = self._create_job(
+                "deploy", deploy_book, values, previous_job=initialize_job
+            )
+            self._set_lifecycle(repository_state="initialize", state="initializing")
+            return initialize_job | deploy_job
+        deploy_job = self._create_job("deploy", deploy_book, values)
+        self._set_lifecycle(state="deploying")
+        return deploy_job
+
+    def _start_pause(self, book=None, values=None):
+        self.ensure_one()
+        job = self._create_job("pause", book or self._get_book("pause"), values)
+        self._set_lifecycle(state="pausing")
+        return job
+
+    def _start_drop(self, book=None, values=None):
+        self.ensure_one()
+        job = self._create_job("drop", book or self._get_book("drop"), values)
+        self._set_lifecycle(state="dropping")
+        return job
+
+    def _default_book(self, action):
+        """The shipped book of this deployment's type for ``action``, if any."""
+        self.ensure_one()
+        hook = getattr(self, f"_{self.deployment_type}_default_books", None)
+        xmlid = hook().get(action) if hook else None
+        book = self.env.ref(xmlid, raise_if_not_found=False) if xmlid else None
+        return book or self.env["eyrie.deployment.book"]
+
+    def _get_book(self, action):
+        self.ensure_one()
+        field_name = f"deployment_{action}_book_id"
+        book = self[field_name]
+        if not book:
+            raise UserError(
+                self.env._(
+                    "Deployment %(name)s has no %(field)s: choose one on the "
+                    "deployment "
+                    "or set a default on scope %(scope)s.",
+                    name=self.name,
+                    field=self._fields[field_name].string,
+                    scope=self.scope_id.name,
+                )
+            )
+        return book
+
+    def _create_job(self, action, book, values=None, previous_job=None):
+        self.ensure_one()
+        if values is None:
+            values = self._effective_values()
+        trigger = self.env.context.get("eyrie_job_trigger") or "user"
+        return (
+            self.env["eyrie.job"]
+            .sudo()
+            .create(
+                {
+                    "deployment_id": self.id,
+                    "deployment_name": self.name,
+                    "book_id": book.id,
+                    "cluster_id": self.scope_id.cluster_id.id,
+                    "action": action,
+                    "trigger": trigger,
+                    "user_id": self.env.uid,
+                    "previous_job_id": previous_job.id if previous_job else False,
+                    "values": json.dumps(values, indent=2, sort_keys=True),
+                    "company_id": self.company_id.id,
+                }
+            )
+        )
+
+    def _set_lifecycle(self, **vals):
+        self.sudo().write(vals)
+
+    def _wake_job_runner(self):
+        if self.env.context.get("eyrie_defer_wake"):
+            return
+        cron = self.env.ref(
+            "eyrie_deployment.ir_cron_run_jobs", raise_if_not_found=False
+        )
+        if cron:
+            cron.sudo()._trigger()
+
+    # ------------------------------------------------------------------
+    # Credentials
+    # ------------------------------------------------------------------
+
+    def _ensure_credentials(self, names):
+        """Generate the missing credentials ``names``; existing ones never
+        change, so redeploys apply the same Secrets."""
+        self.ensure_one()
+        credentials = dict(self.sudo().credentials or {})
+        missing = [name for name in names if not credentials.get(name)]
+        if missing:
+            credentials.update({name: generate_password() for name in missing})
+            self._set_lifecycle(credentials=credentials)
+
+    @api.model
+    def _regenerate_unsafe_credentials(self):
+        """Regenerate, once, the database passwords that a consumer reads
+        specially (a leading '-': the official Odoo image's wait-for-psql.py
+        takes it for an option and the pod never starts), except those a
+        deploy cannot apply again (``_credentials_set_once``). Returns the
+        deployments changed; each says in its chatter that a Deploy applies
+        the change."""
+        changed = self.browse()
+        for deployment in self.sudo().search([("credentials", "!=", False)]):
+            credentials = dict(deployment.credentials or {})
+            names = sorted(
+                name
+                for name, value in credentials.items()
+                if name not in deployment._credentials_set_once() and is_unsafe(value)
+            )
+            if not names:
+                continue
+            credentials.update({name: generate_password() for name in names})
+            deployment._set_lifecycle(credentials=credentials)
+            deployment._message_log(
+                body=self.env._(
+                    "Generated credentials %(names)s could not be used by every "
+                    "consumer (a leading '-'): they were regenerated. Deploy "
+                    "(update) this deployment to apply them.",
+                    names=", ".join(names),
+                )
+            )
+            changed |= deployment
+        return changed
+
+    def _credentials_set_once(self):
+        """Credentials the deployed program takes once, on its first start:
+        regenerating them would lock their users out. A type names its own."""
+        return set()
+
+    # ------------------------------------------------------------------
+    # What the books see
+    # ------------------------------------------------------------------
+
+    def _effective_values(self):
+        """The type's defaults, overridden by the scope's section for the
+        type, overridden by the deployment's own values; checked."""
+        self.ensure_one()
+        hook = getattr(self, f"_{self.deployment_type}_default_values", None)
+        values = hook() if hook else {}
+        values |= self.scope_id._type_values(self.deployment_type)
+        try:
+            values |= parse_json_object(self.values)
+            check_values(
+                values, self._accepted_value_keys(self.deployment_type, self.scope_id)
+            )
+        except ValuesError as error:
+            raise ValidationError(
+                self.env._(
+                    "Values of deployment %(name)s: %(error)s.",
+                    name=self.name,
+                    error=error,
+                )
+            ) from error
+        return values
+
+    @api.model
+    def _accepted_value_keys(self, deployment_type, scope):
+        """The keys a deployment of ``deployment_type`` in ``scope`` accepts:
+        those its type declares (``_<type>_value_keys``, by default the keys of
+        its default values), plus the scope's extra keys for custom books."""
+        hook = getattr(self, f"_{deployment_type}_value_keys", None)
+        if hook:
+            keys = set(hook())
+        else:
+            defaults = getattr(self, f"_{deployment_type}_default_values", None)
+            keys = set(defaults()) if defaults else set()
+        return keys | scope._extra_value_keys()
+
+    def _template_secrets(self):
+        """Credentials the books see as ``secrets``; never logged."""
+        self.ensure_one()
+        hook = getattr(self, f"_{self.deployment_type}_template_secrets", None)
+        return hook() if hook else dict(self.sudo().credentials or {})
+
+    def _template_context(self, values=None):
+        """Plain data the book templates see; never ORM records."""
+        self.ensure_one()
+        return {
+            "deployment": {
+                "id": self.id,
+                "name": self.name,
+                "type": self.deployment_type,
+                "namespace": self.namespace,
+            },
+            "scope": {"id": self.scope_id.id, "name": self.scope_id.name},
+            "namespace": self.namespace,
+            "values": self._effective_values() if values is None else values,
+            "secrets": self._template_secrets(),
+        }
+
+    def _cluster_labels(self):
+        """Labels of every object Eyrie creates for this deployment, so that
+        drop books and audits find them."""
+        self.ensure_one()
+        return {MANAGED_BY_LABEL: "eyrie", DEPLOYMENT_LABEL: str(self.id)}
+
+    def _check_confined(self, steps, cluster):
+        """Raise ``ConfinementError`` when a rendered object of ``steps``
+        ((label, step kind, objects)) is outside this deployment's boundary
+        on ``cluster`` (see ``tools.confinement``)."""
+        self.ensure_one()
+        hook = getattr(self, f"_{self.deployment_type}_foreign_objects", None)
+        check_book(
+            steps,
+            self.namespace,
+            cluster._allowed_kinds(),
+            foreign=frozenset(hook() if hook else ()),
+        )
+
+    def _render_step(self, step, context):
+        """Objects of ``step`` rendered for this deployment; a type may add to them."""
+        return render_documents(step.template, context)

@@ -1,0 +1,64 @@
+from odoo import api, fields, models
+
+from .eyrie_scope import BOOK_ACTIONS
+
+PGO_DEFAULT_VALUES = {
+    "postgres_version": 16,
+    "replicas": 1,
+    "storage": "10Gi",
+    "backup_storage": "10Gi",
+    "storage_class": "",
+    "users": ["odoo"],
+}
+
+
+class EyrieDeploymentPgo(models.Model):
+    """Deployment type ``pgo``: a Crunchy PGO PostgresCluster whose
+    databases other deployments may use."""
+
+    _inherit = "eyrie.deployment"
+
+    deployment_type = fields.Selection(
+        selection_add=[("pgo", "PostgreSQL (Crunchy PGO)")],
+        ondelete={"pgo": lambda records: records._unlink_type_rows()},
+    )
+
+    # ------------------------------------------------------------------
+    # Lifecycle
+    # ------------------------------------------------------------------
+
+    @api.private
+    def pgo_action_deploy(self):
+        values = self._effective_values()
+        self._ensure_credentials(tuple(f"pguser_{user}" for user in values["users"]))
+        return self._start_deploy(values=values)
+
+    @api.private
+    def pgo_action_pause(self):
+        return self._start_pause(values=self._effective_values())
+
+    @api.private
+    def pgo_action_drop(self):
+        return self._start_drop(values=self._effective_values())
+
+    # ------------------------------------------------------------------
+    # Books, values and secrets
+    # ------------------------------------------------------------------
+
+    def _pgo_default_books(self):
+        return {
+            action: f"eyrie_deployment.eyrie_book_pgo_{action}"
+            for action in BOOK_ACTIONS
+        }
+
+    def _pgo_default_values(self):
+        return dict(PGO_DEFAULT_VALUES)
+
+    def _pgo_value_keys(self):
+        return set(PGO_DEFAULT_VALUES)
+
+    def _pgo_user_password(self, user):
+        """The generated password of PostgreSQL user ``user``, once a deploy
+        of this PostgreSQL deployment created it; else None."""
+        self.ensure_one()
+        return (self.sudo().credentials or {}).get(f"pguser_{user}")

@@ -129,7 +129,7 @@ db_port = $PGPORT
 db_user = $PGUSER
 db_name = $db
 dbfilter = ^$db\$
-addons_path = $addons,$EYRIE_ROOT
+addons_path = $addons,$EYRIE_ROOT,$EYRIE_ROOT/examples
 http_port = $port
 http_interface = 127.0.0.1
 CONF

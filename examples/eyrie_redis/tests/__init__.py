@@ -1,0 +1,2 @@
+from . import test_docs
+from . import test_redis

@@ -4,7 +4,7 @@
     "name": "Eyrie Deployments",
     "summary": "Run Odoo and PostgreSQL deployments on Kubernetes with "
     "lifecycle books, jobs and automatic pause/drop timers",
-    "version": "18.0.2.0.0",
+    "version": "18.0.3.0.0",
     "category": "Technical",
     "website": "https://github.com/eyrie/eyrie",
     "author": "Eyrie",
@@ -13,11 +13,12 @@
     "development_status": "Alpha",
     "application": True,
     "installable": True,
-    "depends": ["base", "mail"],
+    "depends": ["base", "mail", "queue_job"],
     "external_dependencies": {"python": ["Jinja2", "PyYAML", "kubernetes"]},
     "data": [
         "security/eyrie_security.xml",
         "security/ir.model.access.csv",
+        "data/queue_job_data.xml",
         "data/eyrie_cluster_data.xml",
         "data/eyrie_book_pgo_data.xml",
         "data/eyrie_book_odoo_data.xml",

@@ -57,11 +57,36 @@ class EyrieCluster(models.Model):
         "apps/Deployment. A book step with any other kind fails before its job "
         "calls the cluster.",
     )
+    job_capacity = fields.Integer(
+        string="Parallel Jobs",
+        default=4,
+        required=True,
+        tracking=True,
+        help="How many jobs run on this cluster at once, across every Odoo "
+        "server: the capacity of its queue_job channel. The others wait their "
+        "turn in the queue.",
+    )
+    job_channel_id = fields.Many2one(
+        "queue.job.channel",
+        string="Job Channel",
+        readonly=True,
+        copy=False,
+        groups="eyrie_deployment.group_eyrie_manager",
+        help="The queue_job channel of this cluster's jobs (root.eyrie.cluster_<id>).",
+    )
     scope_ids = fields.One2many("eyrie.scope", "cluster_id", string="Scopes")
     description = fields.Text()
 
     _sql_constraints = [
         ("name_uniq", "unique(name)", "A cluster with this name already exists."),
+        (
+            "job_capacity_positive",
+            "CHECK(job_capacity > 0)",
+            (
+                "Parallel Jobs must be at least 1: with 0 no job of the cluster would "
+                "ever run."
+            ),
+        ),
     ]
 
     @api.constrains("kubeconfig")
@@ -77,6 +102,19 @@ class EyrieCluster(models.Model):
                         error=error,
                     )
                 ) from None
+
+    @api.constrains("job_capacity")
+    def _check_job_capacity(self):
+        for cluster in self:
+            if cluster.job_capacity < 1:
+                raise ValidationError(
+                    self.env._(
+                        "Parallel Jobs of cluster %(cluster)s is %(capacity)s: set at "
+                        "least 1, or no job of the cluster would ever run.",
+                        cluster=cluster.name,
+                        capacity=cluster.job_capacity,
+                    )
+                )
 
     @api.constrains("allowed_kinds")
     def _check_allowed_kinds(self):
@@ -96,11 +134,54 @@ class EyrieCluster(models.Model):
         self.ensure_one()
         return parse_allowed_kinds(self.allowed_kinds)
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        clusters = super().create(vals_list)
+        clusters._sync_job_channels()
+        return clusters
+
     def write(self, vals):
         if {"kubeconfig", "context", "dry_run"} & vals.keys():
             for cluster in self:
                 forget_clients(cluster._client_key())
-        return super().write(vals)
+        result = super().write(vals)
+        if "job_capacity" in vals:
+            self._sync_job_channels()
+        return result
+
+    def unlink(self):
+        channels = self.sudo().job_channel_id
+        result = super().unlink()
+        channels.unlink()
+        return result
+
+    def _sync_job_channels(self):
+        """Each cluster's queue_job channel, root.eyrie.cluster_<id>, with
+        the cluster's capacity (queue_job's runner reloads it)."""
+        parent = self.env.ref("eyrie_deployment.queue_job_channel_eyrie")
+        for cluster in self.sudo():
+            if cluster.job_channel_id:
+                cluster.job_channel_id.capacity = cluster.job_capacity
+                continue
+            cluster.job_channel_id = (
+                self.env["queue.job.channel"]
+                .sudo()
+                .create(
+                    {
+                        "name": f"cluster_{cluster.id}",
+                        "parent_id": parent.id,
+                        "capacity": cluster.job_capacity,
+                    }
+                )
+            )
+
+    def _job_channel_name(self):
+        self.ensure_one()
+        channel = self.sudo().job_channel_id
+        if not channel:
+            self._sync_job_channels()
+            channel = self.sudo().job_channel_id
+        return channel.complete_name
 
     def action_test_connection(self):
         """Show the server version, or the exact reason it cannot be reached."""

@@ -84,7 +84,7 @@ class EyrieDeployment(models.Model):
         if values is None:
             values = self._effective_values()
         trigger = self.env.context.get("eyrie_job_trigger") or "user"
-        return (
+        job = (
             self.env["eyrie.job"]
             .sudo()
             .create(
@@ -102,18 +102,14 @@ class EyrieDeployment(models.Model):
                 }
             )
         )
+        if not previous_job:
+            # Queued with the action's transaction: it runs once committed.
+            # A chained job is queued when the one before it is done.
+            job._enqueue()
+        return job
 
     def _set_lifecycle(self, **vals):
         self.sudo().write(vals)
-
-    def _wake_job_runner(self):
-        if self.env.context.get("eyrie_defer_wake"):
-            return
-        cron = self.env.ref(
-            "eyrie_deployment.ir_cron_run_jobs", raise_if_not_found=False
-        )
-        if cron:
-            cron.sudo()._trigger()
 
     # ------------------------------------------------------------------
     # Credentials

@@ -55,7 +55,6 @@ class EyrieDeployment(models.Model):
         for deployment in deployments:
             deployment._check_action_allowed(verb)
             deployment._dispatch(verb)
-        self._wake_job_runner()
         return True
 
     def _lock_rows(self):
@@ -187,7 +186,6 @@ class EyrieDeployment(models.Model):
             error_message=False,
             timer_blocked_until=False,
         )
-        self._schedule_timers_cron(self._earliest_timer())
 
     def _on_pause_done(self, job):
         self._set_lifecycle(
@@ -197,7 +195,6 @@ class EyrieDeployment(models.Model):
             error_message=False,
             timer_blocked_until=False,
         )
-        self._schedule_timers_cron(self._earliest_timer())
 
     def _on_job_cancelled(self, job):
         """A pending job was cancelled: back to the phase it left, unless

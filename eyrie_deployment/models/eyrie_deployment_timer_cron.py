@@ -1,15 +1,13 @@
 import logging
-import time
 from datetime import timedelta
 
 from markupsafe import escape
 
-from odoo import api, fields, models
+from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
-from ..tools.parameters import int_param
-from ..tools.transaction import commit_unless_testing, in_test
+from ..tools.transaction import commit_unless_testing
 from .eyrie_deployment import IN_FLIGHT_STATES
 from .eyrie_deployment_timers import _relative
 
@@ -17,63 +15,118 @@ _logger = logging.getLogger(__name__)
 
 # A failed or refused automatic action is not tried again before this delay.
 TIMER_RETRY_DELAY = timedelta(hours=1)
-# How long a run of the timers cron waits for a timer due in the meantime.
-DEFAULT_TIMERS_WAIT_SECONDS = 50
+# What moves a deployment's next timer: its timer job is planned again.
+TIMER_INPUTS = frozenset(
+    {
+        "active",
+        "state",
+        "repository_state",
+        "deployed_at",
+        "resumed_at",
+        "timer_extension_seconds",
+        "timer_blocked_until",
+        "drop_protected",
+        "drop_warned_for",
+        "drop_warned_hours",
+        "scope_id",
+    }
+)
+TIMER_CHANNEL = "root.eyrie.timers"
 
 
 class EyrieDeployment(models.Model):
-    """The timers cron: applies the due pauses, drops and warnings, in
-    batches, each deployment in its own savepoint."""
+    """The timers. The cron (``_cron_apply_timers``) is the enforcer: each
+    run applies whatever is due, in batches, each deployment in its own
+    savepoint. Precision comes from one queue job per deployment at its next
+    due time (``_plan_timer_jobs``), planned again whenever that time moves.
+    Nothing sleeps; nothing fires before it is due."""
 
     _inherit = "eyrie.deployment"
 
+    def write(self, vals):
+        result = super().write(vals)
+        if TIMER_INPUTS & vals.keys():
+            self._plan_timer_jobs()
+        return result
+
     @api.model
     def _cron_apply_timers(self, batch_size=200):
-        """Pause and drop the deployments whose scope timers are due, then
-        wait for the ones due within the next seconds (see
-        ``_apply_imminent_timers``). Returns how many timers fired."""
-        fired = self._apply_due_timers(batch_size)
-        # Not with more due (the cron runs again at once), nor in tests, which
-        # run in one transaction with frozen time.
-        if fired < batch_size and not in_test():
-            fired += self._apply_imminent_timers(batch_size)
-        return fired
+        """Pause and drop the deployments whose scope timers are due, and
+        send the warnings due. Returns how many timers fired."""
+        return self._apply_due_timers(batch_size)
 
-    @api.model
-    def _apply_imminent_timers(self, batch_size):
-        """Odoo's cron threads take a future trigger only when they poll,
-        once a minute: a timer would fire up to a minute late. So, while a
-        timer is due within ``eyrie.timers_wait_seconds`` (default 50), wait
-        for it here and fire it on time."""
-        budget = int_param(
-            self.env, "eyrie.timers_wait_seconds", DEFAULT_TIMERS_WAIT_SECONDS
+    # ------------------------------------------------------------------
+    # One queue job per deployment, at its next due time
+    # ------------------------------------------------------------------
+
+    def _next_timer_run(self):
+        """When this deployment's next timer can fire: its next warning, or
+        its pause or drop once no job is in flight and no failed attempt
+        blocks it. None when nothing is to fire."""
+        self.ensure_one()
+        if not self.active:
+            return None
+        times = [self.drop_warning_due_at]
+        action_at = min(
+            filter(None, (self.next_pause_at, self.next_drop_at)), default=None
         )
-        deadline = time.monotonic() + budget
-        fired = 0
-        while True:
-            next_at = self._next_timer_at()
-            if not next_at:
-                return fired
-            wait = (next_at - fields.Datetime.now()).total_seconds() + 0.2
-            if wait > deadline - time.monotonic():
-                # Beyond this run: the trigger set for it wakes the cron.
-                return fired
-            # A fresh snapshot after the wait, and no transaction held open
-            # during it; everything done so far is complete in itself.
-            commit_unless_testing(self.env.cr)
-            time.sleep(max(0, wait))
-            fired += self._apply_due_timers(batch_size)
+        if action_at and self.state not in IN_FLIGHT_STATES:
+            blocked = self.timer_blocked_until
+            times.append(max(action_at, blocked) if blocked else action_at)
+        return min(filter(None, times), default=None)
+
+    def _plan_timer_jobs(self):
+        """Keep one pending queue job per deployment, at its next timer
+        (``_run_due_timer``); the identity key holds the time, so a moved
+        timer replaces the job planned for the old time."""
+        QueueJob = self.env["queue.job"].sudo()
+        for deployment in self.exists():
+            eta = deployment._next_timer_run()
+            prefix = f"eyrie.timer:{deployment.id}:"
+            key = prefix + fields.Datetime.to_string(eta) if eta else False
+            QueueJob.search(
+                [
+                    ("identity_key", "=like", prefix + "%"),
+                    ("identity_key", "!=", key),
+                    ("state", "=", "pending"),
+                ]
+            ).unlink()
+            if not eta:
+                continue
+            # As the cron did: the automatic actions are the system's.
+            deployment.with_user(SUPERUSER_ID).sudo().with_delay(
+                eta=eta,
+                channel=TIMER_CHANNEL,
+                identity_key=key,
+                description=self.env._("Eyrie timers of %s", deployment.name),
+            )._run_due_timer()
+
+    def _run_due_timer(self):
+        """The queue job planned at this deployment's next timer: apply what
+        is due now, then plan the next one."""
+        self.ensure_one()
+        fired = self._apply_due_timers(1, only=self, commit=False)
+        eta = self._next_timer_run()
+        if not fired and eta and eta <= fields.Datetime.now():
+            # Due but not applied (a concurrent action took the row): the
+            # periodic run applies it, no busy loop here.
+            return
+        self._plan_timer_jobs()
+
+    # ------------------------------------------------------------------
+    # Applying what is due
+    # ------------------------------------------------------------------
 
     @api.model
-    def _apply_due_timers(self, batch_size):
+    def _apply_due_timers(self, batch_size, only=None, commit=True):
+        """Send the due warnings and fire the due pauses and drops, of every
+        deployment or ``only`` those. ``commit``: the cron's batches are
+        committed as they go; a queue job commits when it ends."""
         now = fields.Datetime.now()
-        self._send_drop_warnings(now, limit=batch_size)
-        rows = self._fetch_due_timers(now, limit=batch_size + 1)
+        self._send_drop_warnings(now, limit=batch_size, only=only, commit=commit)
+        rows = self._fetch_due_timers(now, limit=batch_size + 1, only=only)
         batch = rows[:batch_size]
-        # One wake-up of the job runner for the whole batch, not one each.
-        deployments = self.browse([row[0] for row in batch]).with_context(
-            eyrie_defer_wake=True
-        )
+        deployments = self.browse([row[0] for row in batch])
         notes = {
             deployment.id: deployment._fire_timer(verb, now)
             for deployment, (_id, verb) in zip(deployments, batch, strict=True)
@@ -85,71 +138,32 @@ class EyrieDeployment(models.Model):
                 {deployment_id: escape(note) for deployment_id, note in notes.items()}
             )
             deployments._set_lifecycle(timer_blocked_until=now + TIMER_RETRY_DELAY)
-            self._wake_job_runner()
-            # Safe: each action is complete in itself (one savepoint each), and
-            # a batch lost to a crash is still due at the next run.
-            commit_unless_testing(self.env.cr)
-        remaining = self._count_due_timers(now) if len(rows) > batch_size else 0
-        self.env["ir.cron"]._notify_progress(done=len(batch), remaining=remaining)
-        if not remaining:
-            self._schedule_timers_cron()
+            if commit:
+                # Safe: each action is complete in itself (one savepoint
+                # each), and a batch lost to a crash is still due next run.
+                commit_unless_testing(self.env.cr)
+        if only is None:
+            remaining = self._count_due_timers(now) if len(rows) > batch_size else 0
+            self.env["ir.cron"]._notify_progress(done=len(batch), remaining=remaining)
         return len(batch)
 
     @api.model
-    def _schedule_timers_cron(self, at=None):
-        """Wake the timers cron when the next timer is due (default: the
-        earliest of all), so that it fires within a minute of being due
-        instead of at the cron's next periodic run."""
-        cron = self.env.ref(
-            "eyrie_deployment.ir_cron_deployment_timers", raise_if_not_found=False
-        )
-        cron = cron and cron.sudo()
-        if not cron or not cron.active:
-            return
-        if at is None:
-            at = self._next_timer_at()
-        if not at or at >= cron.nextcall:
-            return
-        already = (
-            self.env["ir.cron.trigger"]
-            .sudo()
-            .search_count([("cron_id", "=", cron.id), ("call_at", "<=", at)], limit=1)
-        )
-        if not already:
-            cron._trigger(at=at)
-
-    @api.model
-    def _next_timer_at(self):
-        """The earliest future pause, drop or warning time; one index range
-        scan per column."""
-        self.flush_model(["next_pause_at", "next_drop_at", "drop_warning_due_at"])
-        now = fields.Datetime.now()
-        self.env.cr.execute(
-            SQL(
-                """
-                SELECT LEAST(
-                    (SELECT min(next_pause_at) FROM eyrie_deployment
-                      WHERE next_pause_at > %(now)s AND active),
-                    (SELECT min(next_drop_at) FROM eyrie_deployment
-                      WHERE next_drop_at > %(now)s AND active),
-                    (SELECT min(drop_warning_due_at) FROM eyrie_deployment
-                      WHERE drop_warning_due_at > %(now)s AND active))
-                """,
-                now=now,
-            )
-        )
-        return self.env.cr.fetchone()[0]
-
-    @api.model
-    def _send_drop_warnings(self, now, limit):
-        due = self.search(
-            [("drop_warning_due_at", "<=", now)],
-            order="drop_warning_due_at",
-            limit=limit,
-        )
+    def _send_drop_warnings(self, now, limit, only=None, commit=True):
+        domain = [("drop_warning_due_at", "<=", now)]
+        if only is not None:
+            domain.append(("id", "in", only.ids))
+        due = self.search(domain, order="drop_warning_due_at", limit=limit)
         for deployment in due:
-            deployment._warn_before_drop(now)
-            commit_unless_testing(self.env.cr)
+            try:
+                with self.env.cr.savepoint():
+                    deployment._warn_before_drop(now)
+            except Exception:
+                # One bad record never stops the batch; the next run retries.
+                _logger.exception("Drop warning of deployment %s failed", deployment.id)
+                continue
+            if commit:
+                # Safe: each warning is complete in itself.
+                commit_unless_testing(self.env.cr)
 
     def _warn_before_drop(self, now):
         """One activity for the due lead times; each is sent once per drop time."""
@@ -201,9 +215,13 @@ class EyrieDeployment(models.Model):
         )
 
     @api.model
-    def _fetch_due_timers(self, now, limit):
-        """(id, verb) of due deployments, oldest first; drop wins over pause."""
+    def _fetch_due_timers(self, now, limit, only=None):
+        """(id, verb) of due deployments (of ``only`` when given), oldest
+        first; drop wins over pause."""
         self.flush_model()
+        where = self._due_timers_where(now)
+        if only is not None:
+            where = SQL("%s AND id IN %s", where, tuple(only.ids) or (0,))
         self.env.cr.execute(
             SQL(
                 """
@@ -216,7 +234,7 @@ class EyrieDeployment(models.Model):
                  LIMIT %(limit)s
                 """,
                 now=now,
-                where=self._due_timers_where(now),
+                where=where,
                 limit=limit,
             )
         )

@@ -225,7 +225,6 @@ class EyrieDeployment(models.Model):
         self.check_access("write")
         for deployment in self:
             deployment._keep_awake()
-        self._schedule_timers_cron()
         return True
 
     def _keep_awake(self):

@@ -158,6 +158,7 @@ class EyrieJob(models.Model):
                 }
             )
             job.sudo()._cancel_following_jobs()
+            job.sudo()._cancel_queue_jobs()
             if job.deployment_id:
                 job.deployment_id._on_job_cancelled(job)
         return True

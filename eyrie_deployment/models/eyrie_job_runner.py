@@ -3,12 +3,10 @@ import logging
 import os
 import socket
 import threading
-import time
 from datetime import timedelta
 
-from psycopg2 import errors as pg_errors
-
 from odoo import api, fields, models
+from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 from odoo.tools import SQL
 
 from ..tools.confinement import ConfinementError
@@ -20,18 +18,19 @@ from ..tools.executor import (
     validate_object,
 )
 from ..tools.kubernetes_executor import safe_error_text
-from ..tools.parameters import int_param
 from ..tools.template import TemplateRenderError
 from ..tools.transaction import commit_unless_testing
+from .eyrie_job import FINAL_STATES
 
 _logger = logging.getLogger(__name__)
 
-DEFAULT_STALE_MINUTES = 15
-DEFAULT_RUNNER_SECONDS = 50
 # Transient failures (5xx, 429, unreachable cluster): 5 attempts in all,
 # about two minutes, without a worker ever sleeping.
 MAX_ATTEMPTS = 5
 RETRY_DELAYS = (5, 10, 20, 40)
+# A run that stopped mid-way (its worker died, or a concurrency error rolled
+# it back) resumes from its last step; this many times, then the job fails.
+MAX_RESTARTS = 3
 
 
 class JobFailure(Exception):
@@ -47,195 +46,139 @@ class JobYield(Exception):
 
 
 class EyrieJobRunner(models.Model):
-    """The job runner cron (``_cron_run_jobs``). Each job is taken by exactly
-    one runner, whatever the number of Odoo workers or servers: a runner
-    locks the row with ``FOR UPDATE SKIP LOCKED`` and commits it as running
-    before running the book."""
+    """Runs a job's book on OCA queue_job: the first run and every resume
+    after a ``wait`` step or a transient error is one queue job
+    (``_run_queued``) in the channel of the job's cluster, whose capacity
+    caps the parallel jobs that cluster receives, across every Odoo server.
+    queue_job takes each queue job exactly once and requeues one whose
+    worker died; the job resumes from its last finished step."""
 
     _inherit = "eyrie.job"
 
-    heartbeat_at = fields.Datetime(
-        readonly=True, help="Last sign of life of the worker running the job."
-    )
-
     worker = fields.Char(readonly=True, help="Host and process that ran the job.")
-
     step_index = fields.Integer(
         string="Steps Done",
         readonly=True,
         help="Steps of the book already done; a resumed job goes on from there.",
     )
-
     not_before = fields.Datetime(
         readonly=True,
         index="btree_not_null",
         help="A waiting or retrying job is not resumed before this time.",
     )
-
     attempt = fields.Integer(
         readonly=True, help="Failed attempts of the current step (transient errors)."
     )
-
     wait_deadline = fields.Datetime(
         readonly=True, help="When the wait of the current step times out."
     )
+    restarts = fields.Integer(
+        readonly=True,
+        help="Runs that stopped mid-way (a worker that died) and were resumed.",
+    )
+    queue_job_uuid = fields.Char(
+        string="Queue Job",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        help="The queue job that runs or resumes this job next.",
+    )
 
     # ------------------------------------------------------------------
-    # Taking jobs
+    # Queueing
     # ------------------------------------------------------------------
 
-    @api.model
-    def _cron_run_jobs(self, max_jobs=None):
-        """Run pending jobs until none is left or the time budget is spent."""
-        self._fail_stale_jobs()
-        budget = int_param(self.env, "eyrie.job_runner_seconds", DEFAULT_RUNNER_SECONDS)
-        deadline = time.monotonic() + budget
-        done = 0
-        while (max_jobs is None or done < max_jobs) and time.monotonic() < deadline:
-            job = self._acquire_next_job()
-            if job is None:
-                break
-            if job:
-                job._execute()
-                done += 1
-        remaining = self._count_runnable_jobs()
-        # A remaining count makes the cron run again at once.
-        self.env["ir.cron"]._notify_progress(done=done, remaining=remaining)
-        self._schedule_next_resume()
-        return done
+    def _enqueue(self, eta=None):
+        """One queue job that runs (or resumes, at ``eta``) each job, in its
+        cluster's channel. The identity key keeps it to one per job."""
+        for job in self:
+            queued = job.with_delay(
+                channel=job.cluster_id._job_channel_name(),
+                eta=eta,
+                description=job.env._("Eyrie: %s", job.display_name),
+                identity_key=f"eyrie.job:{job.id}",
+            )._run_queued()
+            job.queue_job_uuid = queued.uuid if queued else job.queue_job_uuid
 
-    def _runnable_where(self):
-        return SQL(
-            """
-            job.state = 'pending'
-            AND (job.not_before IS NULL OR job.not_before <= %s)
-            AND (job.previous_job_id IS NULL OR EXISTS (
-                SELECT 1 FROM eyrie_job previous
-                 WHERE previous.id = job.previous_job_id AND previous.state = 'done'))
-            """,
-            fields.Datetime.now(),
-        )
+    def _enqueue_following(self):
+        """Queue the jobs chained after these ones, now that they are done."""
+        self.search(
+            [("previous_job_id", "in", self.ids), ("state", "=", "pending")]
+        )._enqueue()
 
     @api.model
-    def _schedule_next_resume(self):
-        """Wake the runner when the first waiting job is due again."""
-        self.env.cr.execute(
-            SQL(
-                "SELECT min(not_before) FROM eyrie_job "
-                "WHERE state = 'pending' AND not_before > %s",
-                fields.Datetime.now(),
-            )
-        )
-        resume_at = self.env.cr.fetchone()[0]
-        if resume_at:
-            self.env.ref("eyrie_deployment.ir_cron_run_jobs").sudo()._trigger(resume_at)
-
-    @api.model
-    def _count_runnable_jobs(self):
-        self.env.cr.execute(
-            SQL("SELECT count(*) FROM eyrie_job job WHERE %s", self._runnable_where())
-        )
-        return self.env.cr.fetchone()[0]
-
-    @api.model
-    def _acquire_next_job(self):
-        """Lock one runnable job and mark it running.
-
-        Returns the job, ``None`` when there is none, or an empty recordset
-        when another runner won the race for the row (try again)."""
-        self.flush_model()
-        try:
-            with self.env.cr.savepoint(flush=False):
-                self.env.cr.execute(
-                    SQL(
-                        """
-                        SELECT job.id FROM eyrie_job job
-                         WHERE %s
-                      ORDER BY job.id
-                         LIMIT 1
-                           FOR UPDATE SKIP LOCKED
-                        """,
-                        self._runnable_where(),
-                    ),
-                    # A lost race is expected: not worth an ERROR in the log.
-                    log_exceptions=False,
-                )
-                row = self.env.cr.fetchone()
-        except pg_errors.SerializationFailure:
-            # Another runner took the row after our snapshot was taken.
-            self._commit()
-            return self.browse()
-        if not row:
-            return None
-        job = self.browse(row[0])
-        now = fields.Datetime.now()
-        vals = {
-            "state": "running",
-            "heartbeat_at": now,
-            "worker": f"{socket.gethostname()}:{os.getpid()}:"
-            f"{threading.current_thread().name}",
-        }
-        if not job.started_at:
-            vals["started_at"] = now
-        job.write(vals)
-        # Commit so that no other runner takes the job, and users see it run.
-        self._commit()
-        return job
-
-    @api.model
-    def _fail_stale_jobs(self):
-        """Fail jobs left running by a worker that died (crash, restart, kill)."""
-        minutes = int_param(self.env, "eyrie.job_stale_minutes", DEFAULT_STALE_MINUTES)
-        limit = fields.Datetime.now() - timedelta(minutes=minutes)
-        self.flush_model()
+    def _cron_fail_lost_jobs(self, grace_minutes=10):
+        """Fail the jobs in progress that nothing will run any more: their
+        queue job was cancelled, set to done or deleted in queue_job's own
+        screens (queue_job requeues the ones whose worker died)."""
+        self.env.flush_all()
         self.env.cr.execute(
             SQL(
                 """
-                SELECT id FROM eyrie_job
-                 WHERE state = 'running' AND heartbeat_at < %s
-                   FOR UPDATE SKIP LOCKED
+                SELECT job.id, COALESCE(queue.state, 'deleted') FROM eyrie_job job
+                  LEFT JOIN queue_job queue ON queue.uuid = job.queue_job_uuid
+                 WHERE job.state IN ('pending', 'running')
+                   AND job.write_date <= (now() AT TIME ZONE 'UTC')
+                       - %(grace)s * interval '1 minute'
+                   AND (job.previous_job_id IS NULL OR EXISTS (
+                        SELECT 1 FROM eyrie_job previous
+                         WHERE previous.id = job.previous_job_id
+                           AND previous.state = 'done'))
+                   AND (queue.state IS NULL OR queue.state IN %(over)s)
+                   FOR UPDATE OF job SKIP LOCKED
                 """,
-                limit,
+                grace=grace_minutes,
+                over=("done", "cancelled", "failed"),
             )
         )
-        stale = self.browse([row[0] for row in self.env.cr.fetchall()])
-        for job in stale:
-            _logger.warning(
-                "Eyrie job %s: no heartbeat since %s, failing it",
-                job.id,
-                job.heartbeat_at,
-            )
-            job.write(
-                {
-                    "state": "failed",
-                    "ended_at": fields.Datetime.now(),
-                    "error_message": self.env._(
-                        "The worker running this job (%(worker)s) stopped answering: "
-                        "no "
-                        "sign of life since %(heartbeat)s UTC. Run the action again.",
-                        worker=job.worker,
-                        heartbeat=fields.Datetime.to_string(job.heartbeat_at),
+        lost = self.env.cr.fetchall()
+        for job_id, queue_state in lost:
+            job = self.browse(job_id)
+            with self.env.cr.savepoint():
+                _logger.warning(
+                    "Eyrie job %s: its queue job is %s", job_id, queue_state
+                )
+                job._finish(
+                    "failed",
+                    job.log.splitlines() if job.log else [],
+                    self.env._(
+                        "Nothing runs this job any more: its queue job is "
+                        "%(state)s (in Queue Jobs). Run the action again.",
+                        state=queue_state,
                     ),
-                }
-            )
-            job._apply_outcome()
-        if stale:
-            self._commit()
-        return stale
+                    check_running=False,
+                )
+        return self.browse([job_id for job_id, _state in lost])
+
+    def _cancel_queue_jobs(self):
+        uuids = [uuid for uuid in self.mapped("queue_job_uuid") if uuid]
+        if uuids:
+            self.env["queue.job"].sudo().search(
+                [("uuid", "in", uuids)]
+            ).button_cancelled()
 
     # ------------------------------------------------------------------
-    # Running a book
+    # The queue job
     # ------------------------------------------------------------------
 
-    def _execute(self):
+    def _run_queued(self):
+        """Run the book, or resume it where it stopped. The queue job's
+        function (Allow Commit: it runs on a cursor of its own, committed
+        at each step so that progress shows and survives a crash)."""
         self.ensure_one()
         log = self.log.splitlines() if self.log else []
+        if not self._take(log):
+            return
         try:
             self._run_steps(log)
         except JobYield as pause:
             self._yield(log, pause.not_before)
         except JobFailure as failure:
             self._finish("failed", log, str(failure))
+        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+            # queue_job runs the queue job again shortly; the job resumes
+            # from its last committed step.
+            raise
         except Exception as error:
             _logger.exception("Eyrie job %s failed unexpectedly", self.id)
             self._finish(
@@ -245,6 +188,85 @@ class EyrieJobRunner(models.Model):
             )
         else:
             self._finish("done", log, False)
+
+    def _take(self, log):
+        """Mark the job running and commit; False when there is nothing to
+        run (cancelled meanwhile, not due yet, or given up)."""
+        self.flush_recordset()
+        self.env.cr.execute(
+            SQL(
+                "SELECT state, not_before FROM eyrie_job WHERE id = %s "
+                "FOR NO KEY UPDATE NOWAIT",
+                self.id,
+            )
+        )
+        row = self.env.cr.fetchone()
+        if not row or row[0] in FINAL_STATES:
+            return False
+        state, not_before = row
+        now = fields.Datetime.now()
+        previous = self.previous_job_id
+        if previous and previous.state != "done":
+            # Its outcome queues this job again (or cancels it).
+            return False
+        if state == "pending" and not_before and not_before > now:
+            # Never early: a wait or retry resumes at its time.
+            self._enqueue(eta=not_before)
+            self._commit()
+            return False
+        vals = {
+            "state": "running",
+            "worker": f"{socket.gethostname()}:{os.getpid()}:"
+            f"{threading.current_thread().name}",
+            "not_before": False,
+        }
+        if state == "running":
+            vals["restarts"] = self.restarts + 1
+            if vals["restarts"] > MAX_RESTARTS:
+                self.write(vals)
+                self._finish(
+                    "failed",
+                    log,
+                    self.env._(
+                        "The job stopped mid-way %(count)s times (its worker died or "
+                        "was restarted), last on %(worker)s, after step "
+                        "%(step)s. Run the action again.",
+                        count=vals["restarts"],
+                        worker=self.worker,
+                        step=self.step_index,
+                    ),
+                )
+                return False
+            log.append(
+                self.env._(
+                    "Resumed after step %(step)s: the run on %(worker)s stopped "
+                    "mid-way.",
+                    step=self.step_index,
+                    worker=self.worker,
+                )
+            )
+            vals["log"] = "\n".join(log)
+        if not self.started_at:
+            vals["started_at"] = now
+        self.write(vals)
+        # Users see it run, and a crash from here on resumes it.
+        self._commit()
+        return True
+
+    def _on_queue_job_failed(self, exc_name=None, **_failure):
+        """queue_job gave up on the queue job (concurrency errors that never
+        cleared): the job fails instead of staying in progress."""
+        for job in self.filtered(lambda j: j.state not in FINAL_STATES):
+            log = job.log.splitlines() if job.log else []
+            job._finish(
+                "failed",
+                log,
+                job.env._(
+                    "The job queue gave up on this job (%s); run the action again.",
+                    (exc_name or "error").rsplit(".", 1)[-1],
+                ),
+                check_running=False,
+            )
 
     def _run_steps(self, log):
         deployment = self.deployment_id
@@ -381,28 +403,27 @@ class EyrieJobRunner(models.Model):
             {
                 "state": "pending",
                 "not_before": not_before,
-                "heartbeat_at": fields.Datetime.now(),
                 "log": "\n".join(log),
             }
         )
-        self.env.ref("eyrie_deployment.ir_cron_run_jobs").sudo()._trigger(not_before)
-        # Safe: the job is consistent as pending; its worker is free again.
+        self._enqueue(eta=not_before)
+        # Safe: the job is consistent as pending, its resume queued with it.
         self._commit()
 
     def _heartbeat(self, log):
-        self.write({"heartbeat_at": fields.Datetime.now(), "log": "\n".join(log)})
-        # Progress is visible, and the stale-job check sees the worker alive.
+        self.write({"log": "\n".join(log)})
+        # Progress is visible, and a crash resumes after this step.
         self._commit()
 
-    def _finish(self, state, log, error_message):
+    def _finish(self, state, log, error_message, check_running=True):
         self.flush_recordset()
         self.env.cr.execute(
             SQL("SELECT state FROM eyrie_job WHERE id = %s FOR UPDATE", self.id)
         )
-        if self.env.cr.fetchone()[0] != "running":
-            # Marked failed as stale meanwhile; that verdict stands.
+        current = self.env.cr.fetchone()[0]
+        if check_running and current != "running":
             _logger.warning(
-                "Eyrie job %s ended after it was given up; result ignored", self.id
+                "Eyrie job %s ended while %s; result ignored", self.id, current
             )
             self.invalidate_recordset()
             return
@@ -412,6 +433,7 @@ class EyrieJobRunner(models.Model):
                 "ended_at": fields.Datetime.now(),
                 "log": "\n".join(log),
                 "error_message": error_message,
+                "not_before": False,
             }
         )
         try:
@@ -423,7 +445,8 @@ class EyrieJobRunner(models.Model):
                 {
                     "state": "failed",
                     "error_message": self.env._(
-                        "The book ran, but its outcome could not be recorded: %s", error
+                        "The book ran, but its outcome could not be recorded: %s",
+                        safe_error_text(error),
                     ),
                 }
             )
@@ -436,10 +459,26 @@ class EyrieJobRunner(models.Model):
             self._cancel_following_jobs()
             if deployment:
                 deployment._on_job_failed(self)
-        elif self.state == "done" and deployment:
-            deployment._on_job_done(self)
+        elif self.state == "done":
+            self._enqueue_following()
+            if deployment:
+                deployment._on_job_done(self)
 
     def _commit(self):
-        # Safe: the runner owns its cron cursor and every call ends a
-        # consistent unit (a job taken, a step logged, a job finished).
+        # Safe: the queue job runs on a cursor of its own (Allow Commit), and
+        # every call ends a consistent unit (a job taken, a step logged, a
+        # job finished).
         commit_unless_testing(self.env.cr)
+
+    @api.model
+    def _enqueue_after_upgrade(self):
+        """Queue the jobs in progress that the old runner cron would have
+        run: the pending ones whose previous job is done (or none), and the
+        ones it left running. Returns them."""
+        jobs = self.search(
+            [("state", "in", ("pending", "running")), ("queue_job_uuid", "=", False)]
+        ).filtered(
+            lambda job: not job.previous_job_id or job.previous_job_id.state == "done"
+        )
+        jobs._enqueue()
+        return jobs

@@ -173,8 +173,13 @@ class EyrieScope(models.Model):
             self._check_cluster_change(vals["cluster_id"])
         result = super().write(vals)
         if TIMER_FIELDS & vals.keys():
-            # A timer may now be due earlier than the cron's next run.
-            self.env["eyrie.deployment"]._schedule_timers_cron()
+            # The deployments' timers moved: their timer jobs follow.
+            self.env["eyrie.deployment"].sudo().search(
+                [
+                    ("scope_id", "in", self.ids),
+                    ("repository_state", "in", ("deploy", "pause")),
+                ]
+            )._plan_timer_jobs()
         return result
 
     def _check_cluster_change(self, cluster_id):

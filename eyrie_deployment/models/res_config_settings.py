@@ -1,9 +1,6 @@
 from odoo import fields, models
 
 from .eyrie_job import DEFAULT_KEEP_PER_DEPLOYMENT, DEFAULT_RETENTION_DAYS
-from .eyrie_job_runner import (
-    DEFAULT_STALE_MINUTES,
-)
 
 
 class ResConfigSettings(models.TransientModel):
@@ -21,11 +18,4 @@ class ResConfigSettings(models.TransientModel):
         config_parameter="eyrie.job_keep_per_deployment",
         default=DEFAULT_KEEP_PER_DEPLOYMENT,
         help="The latest jobs of each deployment are kept whatever their age.",
-    )
-    eyrie_job_stale_minutes = fields.Integer(
-        string="Stale Job Timeout (minutes)",
-        config_parameter="eyrie.job_stale_minutes",
-        default=DEFAULT_STALE_MINUTES,
-        help="A running job without a sign of life for this long is marked "
-        "failed: its worker crashed or was killed.",
     )

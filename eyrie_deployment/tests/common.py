@@ -2,6 +2,8 @@ from contextlib import contextmanager
 
 from odoo.tests import TransactionCase, new_test_user
 
+from .queue_jobs import run_queue_jobs
+
 NAMESPACE_STEP = """apiVersion: v1
 kind: Namespace
 metadata:
@@ -40,6 +42,11 @@ class EyrieCase(TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        if cls.registry.test_cr is None:
+            # Jobs run on a cursor of their own (queue_job's Allow Commit):
+            # in tests, a test cursor on this test's transaction.
+            cls.registry.enter_test_mode(cls.cr)
+            cls.addClassCleanup(cls.registry.leave_test_mode)
         cls.env = cls.env(context=dict(cls.env.context, tracking_disable=False))
         cls.manager = new_test_user(
             cls.env,
@@ -119,7 +126,7 @@ class EyrieCase(TransactionCase):
         )
 
     def _run_jobs(self):
-        return self.env["eyrie.job"]._cron_run_jobs()
+        return run_queue_jobs(self.env)
 
     def _deployed(self, name="acme", **values):
         deployment = self._make_deployment(name, **values)

@@ -1,10 +1,8 @@
-from datetime import timedelta
-
-from odoo import fields
 from odoo.tests import HttpCase, get_db_name, new_test_user
 
 from .common import EyrieCase
 from .kube_emulator import EmulatedCluster
+from .queue_jobs import resume_waiting_jobs
 
 PGO = "postgres-operator.crunchydata.com/v1beta1"
 DNS = "externaldns.k8s.io/v1alpha1"
@@ -56,9 +54,7 @@ class KubernetesCase(EyrieCase):
                 return index + 1
             if between_rounds:
                 between_rounds(index)
-            active.filtered("not_before").write(
-                {"not_before": fields.Datetime.now() - timedelta(seconds=1)}
-            )
+            resume_waiting_jobs(self.env)
         raise AssertionError(f"jobs still pending after {rounds} rounds")
 
     def _labelled(self, deployment):

@@ -1,8 +1,11 @@
 import threading
+import time
 
 from odoo import SUPERUSER_ID, api
 from odoo.modules.registry import Registry
 from odoo.tests import BaseCase, get_db_name, tagged
+
+from odoo.addons.queue_job.controllers.main import RunJobController
 
 DEPLOYMENTS = 25
 RUNNERS = 2
@@ -21,6 +24,8 @@ class TestConcurrentRunners(BaseCase):
         self.registry = Registry(get_db_name())
         self.addCleanup(self._cleanup)
         with self.registry.cursor() as cr:
+            cr.execute("SELECT COALESCE(max(id), 0) FROM queue_job")
+            self.queue_jobs_before = cr.fetchone()[0]
             env = api.Environment(cr, SUPERUSER_ID, {})
             cluster = env["eyrie.cluster"].create(
                 {"name": "Concurrency", "dry_run": True}
@@ -72,27 +77,47 @@ class TestConcurrentRunners(BaseCase):
                 "DELETE FROM eyrie_deployment_book WHERE id = %s", [self.book_id]
             )
             cr.execute("DELETE FROM eyrie_cluster WHERE id = %s", [self.cluster_id])
+            cr.execute("DELETE FROM queue_job WHERE id > %s", [self.queue_jobs_before])
+            cr.execute(
+                "DELETE FROM queue_job_channel WHERE name = %s",
+                [f"cluster_{self.cluster_id}"],
+            )
 
     def _runner(self, executed, barrier):
+        """One Odoo server's share of queue_job: take a due Eyrie queue job
+        as its job runner does (pending to enqueued), then run it as its
+        /queue_job/runjob route does (acquire, perform)."""
         barrier.wait()
         with self.registry.cursor() as cr:
-            jobs = api.Environment(cr, SUPERUSER_ID, {})["eyrie.job"]
-            while True:
-                job = jobs._acquire_next_job()
-                if job is None:
-                    # Chained jobs become runnable when another runner ends
-                    # their predecessor: look once more before stopping.
-                    # This runner's own cursor, as in production: end the
-                    # snapshot to see the other runner's commits.
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            idle = 0
+            while idle < 20:
+                cr.execute(
+                    "SELECT uuid FROM queue_job WHERE state = 'pending' "
+                    "AND channel LIKE 'root.eyrie%%' "
+                    "AND (eta IS NULL OR eta <= now() at time zone 'utc') "
+                    "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
+                )
+                row = cr.fetchone()
+                if not row:
+                    # Chained jobs are queued when another runner ends their
+                    # predecessor: look again, on a fresh snapshot.
                     cr.commit()  # pylint: disable=invalid-commit
-                    if jobs._count_runnable_jobs() == 0 and not jobs.search_count(
-                        [("state", "=", "running"), ("id", "in", list(self.job_ids))]
-                    ):
-                        return
+                    idle += 1
+                    time.sleep(0.05)
                     continue
-                if job:  # empty: another runner won the row, try again
-                    executed.append(job.id)
-                    job._execute()
+                idle = 0
+                cr.execute(
+                    "UPDATE queue_job SET state = 'enqueued' WHERE uuid = %s", row
+                )
+                cr.commit()  # pylint: disable=invalid-commit
+                job = RunJobController._acquire_job(env, row[0])
+                if job is None:
+                    continue
+                executed.append(job.recordset.id)
+                RunJobController._runjob(env, job)
+                cr.commit()  # pylint: disable=invalid-commit
+                env.invalidate_all()
 
     def test_each_job_runs_exactly_once(self):
         executed = [[] for _ in range(RUNNERS)]

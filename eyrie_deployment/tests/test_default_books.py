@@ -1,8 +1,6 @@
 import base64
 import json
-from datetime import timedelta
 
-from odoo import fields
 from odoo.exceptions import UserError, ValidationError
 from odoo.tests import tagged
 
@@ -15,6 +13,7 @@ from .kube_common import (
     KubernetesRpcCase,
     OperatorsMixin,
 )
+from .queue_jobs import resume_waiting_jobs, run_queue_jobs
 
 # PGO's own password generation, if it ever runs, makes letters and digits.
 USER_SPEC = {
@@ -487,12 +486,12 @@ class TestDefaultBooksXmlRpc(OperatorsMixin, KubernetesRpcCase):
         )
         Job = self.env["eyrie.job"]
         for _round in range(30):
-            Job._cron_run_jobs()
+            run_queue_jobs(self.env)
             self._play_operators()
             active = Job.search([("state", "in", ("pending", "running"))])
             if not active:
                 break
-            active.write({"not_before": fields.Datetime.now() - timedelta(seconds=1)})
+            resume_waiting_jobs(self.env)
         found = self.rpc(
             "eyrie.deployment",
             "search_read",

@@ -1,23 +1,17 @@
 from datetime import timedelta
 
 from odoo import fields
-from odoo.tests import RecordCapturer, tagged
+from odoo.exceptions import ValidationError
+from odoo.tests import tagged
+
+from odoo.addons.queue_job.job import Job
 
 from .common import EyrieCase
+from .queue_jobs import queued, run_queue_jobs
 
 
 @tagged("post_install", "-at_install")
 class TestJobRunner(EyrieCase):
-    def test_action_wakes_the_runner(self):
-        deployment = self._make_deployment()
-        cron = self.env.ref("eyrie_deployment.ir_cron_run_jobs")
-        with RecordCapturer(
-            self.env["ir.cron.trigger"].sudo(), [("cron_id", "=", cron.id)]
-        ) as capture:
-            deployment.with_user(self.user).action_deploy()
-        self.assertEqual(len(capture.records), 1)
-        self.assertLessEqual(capture.records.call_at, fields.Datetime.now())
-
     def test_one_failing_job_does_not_stop_others(self):
         broken = self._make_deployment("broken")
         self._set_book(broken, "initialize", self.book_broken)
@@ -41,30 +35,6 @@ class TestJobRunner(EyrieCase):
             deployment.error_message,
         )
 
-    def test_stale_running_job_is_failed(self):
-        deployment = self._make_deployment()
-        deployment.action_deploy()
-        job = deployment.job_ids.sorted("id")[:1]
-        job.write({"state": "running", "worker": "host:42"})
-        old = fields.Datetime.now() - timedelta(minutes=16)
-        job.write({"started_at": old, "heartbeat_at": old})
-        self._run_jobs()
-        self.assertEqual(job.state, "failed")
-        self.assertIn("(host:42) stopped answering", job.error_message)
-        self.assertEqual(
-            (deployment.repository_state, deployment.state), ("initialize", "error")
-        )
-        self.assertEqual(deployment.job_ids.sorted("id")[1].state, "cancelled")
-
-    def test_recent_running_job_is_left_alone(self):
-        deployment = self._make_deployment()
-        deployment.action_deploy()
-        job = deployment.job_ids.sorted("id")[:1]
-        job.write({"state": "running", "heartbeat_at": fields.Datetime.now()})
-        self.assertEqual(self._run_jobs(), 0)
-        self.assertEqual(job.state, "running")
-        self.assertEqual(deployment.state, "initializing")
-
     def test_result_of_a_job_given_up_is_ignored(self):
         deployment = self._make_deployment()
         deployment.action_deploy()
@@ -72,12 +42,6 @@ class TestJobRunner(EyrieCase):
         job.write({"state": "failed", "error_message": "given up"})
         job._finish("done", ["late"], False)
         self.assertEqual((job.state, job.error_message), ("failed", "given up"))
-
-    def test_chained_job_waits_for_its_predecessor(self):
-        deployment = self._make_deployment()
-        deployment.action_deploy()
-        self.assertEqual(self.env["eyrie.job"]._count_runnable_jobs(), 1)
-        self.assertEqual(self._run_jobs(), 2)
 
     def test_log_lists_every_step(self):
         book = self._make_book(
@@ -111,20 +75,118 @@ class TestJobRunner(EyrieCase):
             log,
         )
 
-    def test_job_runner_cron_record_runs_jobs(self):
-        cron = self.env.ref("eyrie_deployment.ir_cron_run_jobs")
+    def test_action_queues_one_job_in_the_cluster_channel(self):
+        deployment = self._make_deployment()
+        deployment.with_user(self.user).action_deploy()
+        initialize, deploy = deployment.job_ids.sorted("id")
+        queue_job = queued(self.env, "_run_queued")
+        # The deploy job is chained: queued once the initialize job is done.
+        self.assertEqual(len(queue_job), 1)
+        self.assertEqual(queue_job.records, initialize)
+        self.assertEqual(queue_job.channel, f"root.eyrie.cluster_{self.cluster.id}")
+        self.assertEqual(initialize.queue_job_uuid, queue_job.uuid)
+        self.assertFalse(deploy.queue_job_uuid)
+        self.assertEqual(run_queue_jobs(self.env), 2)
+        self.assertEqual((initialize.state, deploy.state), ("done", "done"))
+        self.assertEqual(deployment.state, "deploy")
+        done = self.env["queue.job"].search(
+            [("uuid", "in", [initialize.queue_job_uuid, deploy.queue_job_uuid])]
+        )
+        self.assertEqual(done.mapped("state"), ["done", "done"])
+
+    def test_cluster_capacity_is_its_channel_capacity(self):
+        cluster = self.env["eyrie.cluster"].create(
+            {"name": "Capped", "dry_run": True, "job_capacity": 2}
+        )
+        channel = cluster.job_channel_id
+        self.assertEqual(channel.complete_name, f"root.eyrie.cluster_{cluster.id}")
+        self.assertEqual(channel.capacity, 2)
+        cluster.job_capacity = 6
+        self.assertEqual(channel.capacity, 6)
+        with self.assertRaisesMessage(ValidationError, "set at least 1"):
+            cluster.job_capacity = 0
+        self.assertEqual(channel.capacity, 6)
+
+    def test_job_left_running_by_a_dead_worker_resumes(self):
         deployment = self._make_deployment()
         deployment.action_deploy()
-        cron.method_direct_trigger()
+        initialize = deployment.job_ids.sorted("id")[:1]
+        # Its worker took it, then died: queue_job requeues the queue job.
+        initialize.write({"state": "running", "worker": "host:42:main"})
+        self.assertEqual(run_queue_jobs(self.env), 2)
+        self.assertEqual(initialize.state, "done")
+        self.assertEqual(initialize.restarts, 1)
+        self.assertIn(
+            "Resumed after step 0: the run on host:42:main stopped mid-way",
+            initialize.log,
+        )
         self.assertEqual(deployment.state, "deploy")
 
-    def test_bad_system_parameters_fall_back_to_defaults(self):
-        parameters = self.env["ir.config_parameter"].sudo()
-        parameters.set_param("eyrie.job_runner_seconds", "fifty")
-        parameters.set_param("eyrie.job_stale_minutes", "15 min")
+    def test_job_that_keeps_dying_fails(self):
         deployment = self._make_deployment()
         deployment.action_deploy()
-        with self.assertLogs("odoo.addons.eyrie_deployment.tools.parameters") as logs:
-            self._run_jobs()
-        self.assertEqual(deployment.state, "deploy")
-        self.assertIn("eyrie.job_runner_seconds is 'fifty'", " ".join(logs.output))
+        initialize, deploy = deployment.job_ids.sorted("id")
+        initialize.write({"state": "running", "worker": "host:42:main", "restarts": 3})
+        run_queue_jobs(self.env)
+        self.assertEqual(initialize.state, "failed")
+        self.assertIn("stopped mid-way 4 times", initialize.error_message)
+        self.assertEqual(deploy.state, "cancelled")
+        self.assertEqual(
+            (deployment.repository_state, deployment.state), ("initialize", "error")
+        )
+
+    def test_a_resume_run_early_waits_for_its_time(self):
+        deployment = self._make_deployment()
+        deployment.action_deploy()
+        initialize = deployment.job_ids.sorted("id")[:1]
+        later = fields.Datetime.now() + timedelta(minutes=5)
+        initialize.not_before = later
+        # Its queue job run before the time (a manual requeue, say).
+        self.assertEqual(run_queue_jobs(self.env), 1)
+        self.assertEqual(initialize.state, "pending")
+        self.assertFalse(initialize.started_at)
+        self.assertEqual(queued(self.env, "_run_queued").eta, later)
+
+    def test_job_whose_queue_job_was_cancelled_in_queue_job_fails(self):
+        lost = self._make_deployment("lost")
+        alive = self._make_deployment("alive")
+        (lost | alive).action_deploy()
+        lost_job = lost.job_ids.sorted("id")[:1]
+        self.env["queue.job"].search(
+            [("uuid", "=", lost_job.queue_job_uuid)]
+        ).button_cancelled()
+        failed = self.env["eyrie.job"]._cron_fail_lost_jobs(grace_minutes=0)
+        self.assertEqual(failed, lost_job)
+        self.assertIn("its queue job is cancelled", lost_job.error_message)
+        self.assertEqual(lost.state, "error")
+        self.assertEqual(alive.state, "initializing")
+        run_queue_jobs(self.env)
+        self.assertEqual(alive.state, "deploy")
+
+    def test_queue_job_given_up_fails_the_job(self):
+        deployment = self._make_deployment()
+        deployment.action_deploy()
+        initialize = deployment.job_ids.sorted("id")[:1]
+        initialize.write({"state": "running"})
+        job = Job.load(self.env, initialize.queue_job_uuid)
+        # What queue_job calls when it stops retrying (the job function's
+        # on-fail method).
+        job.on_fail({"exc_name": "psycopg2.errors.SerializationFailure"})
+        self.assertEqual(initialize.state, "failed")
+        self.assertIn(
+            "The job queue gave up on this job (SerializationFailure)",
+            initialize.error_message,
+        )
+        self.assertEqual(deployment.state, "error")
+
+    def test_cancel_cancels_the_queue_job(self):
+        deployment = self._make_deployment()
+        deployment.action_deploy()
+        initialize = deployment.job_ids.sorted("id")[:1]
+        initialize.action_cancel()
+        queue_job = self.env["queue.job"].search(
+            [("uuid", "=", initialize.queue_job_uuid)]
+        )
+        self.assertEqual(queue_job.state, "cancelled")
+        self.assertEqual(run_queue_jobs(self.env), 0)
+        self.assertEqual(deployment.repository_state, "draft")

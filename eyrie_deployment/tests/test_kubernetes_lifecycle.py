@@ -1,9 +1,7 @@
-from datetime import timedelta
-
-from odoo import fields
 from odoo.tests import tagged
 
 from .kube_common import MANAGED, KubernetesRpcCase
+from .queue_jobs import resume_waiting_jobs, run_queue_jobs
 from .test_kubernetes_steps import CONFIG, NAMESPACE, ROLLOUT, SCALE_DOWN, SECRET, WEB
 
 DROP = [
@@ -74,12 +72,12 @@ class TestKubernetesLifecycleXmlRpc(KubernetesRpcCase):
         controller (rollout status) and letting waiting jobs' time pass."""
         Job = self.env["eyrie.job"]
         for _round in range(20):
-            Job._cron_run_jobs()
+            run_queue_jobs(self.env)
             self._report_rollout()
             active = Job.search([("state", "in", ("pending", "running"))])
             if not active:
                 return
-            active.write({"not_before": fields.Datetime.now() - timedelta(seconds=1)})
+            resume_waiting_jobs(self.env)
         raise AssertionError("jobs still pending")
 
     def _report_rollout(self):

@@ -6,6 +6,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user
 
 from .common import EyrieCase
+from .queue_jobs import queued, run_queue_jobs
 
 T0 = datetime(2026, 11, 2, 9, 0, 0)
 HOUR = 3600
@@ -122,24 +123,56 @@ class TestPlatformTimers(EyrieCase):
             self._messages(deployment),
         )
 
-    def test_timers_cron_wakes_itself_when_the_next_timer_is_due(self):
+    def test_one_timer_job_per_deployment_at_its_next_timer(self):
         self.scope.deployment_pause_after_seconds = 90
-        self.timers_cron.nextcall = T0 + timedelta(minutes=5)
         deployment = self._deploy_at(T0)
-        triggers = self.env["ir.cron.trigger"].search(
-            [("cron_id", "=", self.timers_cron.id)]
-        )
-        self.assertEqual(triggers.mapped("call_at"), [deployment.next_pause_at])
-        # After its run, the cron schedules its next run at the next due time.
-        triggers.unlink()
-        other = self._deploy_at(T0 + timedelta(seconds=30), name="other")
-        self.env["ir.cron.trigger"].search([]).unlink()
-        self._cron_at(T0 + timedelta(seconds=95))
+        timer_job = queued(self.env, "_run_due_timer")
+        self.assertEqual(timer_job.eta, T0 + timedelta(seconds=90))
+        self.assertEqual(timer_job.records, deployment)
+        self.assertEqual(timer_job.channel, "root.eyrie.timers")
+        # Keep Awake moves the timer: the job moves with it, still one.
+        with freeze_time(T0 + timedelta(seconds=30)):
+            deployment.action_keep_awake()
+        timer_job = queued(self.env, "_run_due_timer")
+        self.assertEqual(len(timer_job), 1)
+        self.assertEqual(timer_job.eta, deployment.next_pause_at)
+        due = deployment.next_pause_at
+
+        # Never early: run a second before its time, it fires nothing and
+        # stays planned at the due time.
+        with freeze_time(due - timedelta(seconds=1)):
+            run_queue_jobs(self.env, timers=True, limit=1)
+        self.assertEqual(deployment.repository_state, "deploy")
+        self.assertEqual(queued(self.env, "_run_due_timer").eta, due)
+
+        with freeze_time(due + timedelta(seconds=1)):
+            run_queue_jobs(self.env, timers=True, limit=1)
         self.assertEqual(deployment.state, "pausing")
-        triggers = self.env["ir.cron.trigger"].search(
-            [("cron_id", "=", self.timers_cron.id)]
+        self.assertIn(
+            "Automatic pause started by the Pause timer", self._messages(deployment)
         )
-        self.assertEqual(triggers.mapped("call_at"), [other.next_pause_at])
+        # While the pause runs, only the warning before the drop is planned;
+        # the drop's own time comes back once paused.
+        self.assertEqual(
+            queued(self.env, "_run_due_timer").eta, deployment.drop_warning_due_at
+        )
+        with freeze_time(due + timedelta(seconds=2)):
+            self._run_jobs()
+        self.assertEqual(deployment.repository_state, "pause")
+        self.assertEqual(
+            queued(self.env, "_run_due_timer").eta, deployment.drop_warning_due_at
+        )
+
+    def test_timer_jobs_follow_the_scope(self):
+        deployment = self._deploy_at(T0)
+        self.assertEqual(
+            queued(self.env, "_run_due_timer").eta, T0 + timedelta(hours=2)
+        )
+        self.scope.deployment_pause_after_seconds = HOUR
+        self.assertEqual(
+            queued(self.env, "_run_due_timer").mapped("eta"), [T0 + timedelta(hours=1)]
+        )
+        self.assertEqual(deployment.next_pause_at, T0 + timedelta(hours=1))
 
     def test_drop_protection(self):
         deployment = self._deploy_at(T0)
@@ -218,7 +251,7 @@ class TestJobs(EyrieCase):
         deployment = self._make_deployment()
         deployment.action_deploy()
         initialize, deploy = deployment.job_ids.sorted("id")
-        self.env["eyrie.job"]._cron_run_jobs(max_jobs=1)
+        run_queue_jobs(self.env, limit=1)
         self.assertEqual((initialize.state, deploy.state), ("done", "pending"))
         deploy.action_cancel()
         # The namespace exists on the cluster: not a draft any more.

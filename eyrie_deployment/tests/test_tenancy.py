@@ -18,6 +18,7 @@ from odoo.tests import get_db_name, new_test_user, tagged
 from odoo.tools import SQL, mute_logger
 
 from .kube_common import MANAGED, PGO, KubernetesRpcCase, OperatorsMixin
+from .queue_jobs import resume_waiting_jobs, run_queue_jobs
 
 CLUSTER_ROLE_BINDING = """\
 300
@@ -81,13 +82,13 @@ class TenancyCase(OperatorsMixin, KubernetesRpcCase):
     def _settle(self, play=True):
         Job = self.env["eyrie.job"]
         for _round in range(30):
-            Job._cron_run_jobs()
+            run_queue_jobs(self.env)
             if play:
                 self._play_operators()
             active = Job.search([("state", "in", ("pending", "running"))])
             if not active:
                 return
-            active.write({"not_before": fields.Datetime.now() - timedelta(seconds=1)})
+            resume_waiting_jobs(self.env)
         raise AssertionError("jobs still pending")
 
     def _act(self, deployment_id, verb, user=None, play=True):
@@ -580,8 +581,8 @@ class TestCancel(TenancyCase):
         self.rpc("eyrie.deployment", "action_deploy", [deployment_id])
         # Nobody plays PGO: the deploy job waits for the database, after the
         # initialize job created the namespace and the PostgresCluster.
-        self.env["eyrie.job"]._cron_run_jobs()
-        self.env["eyrie.job"]._cron_run_jobs()
+        run_queue_jobs(self.env)
+        run_queue_jobs(self.env)
         deploy = self._jobs(deployment_id)[-1]
         self.assertEqual((deploy.action, deploy.state), ("deploy", "pending"))
         self.assertTrue(deploy.started_at)

@@ -2,6 +2,8 @@ from xmlrpc.client import Fault
 
 from odoo.tests import HttpCase, get_db_name, new_test_user, tagged
 
+from .queue_jobs import run_queue_jobs
+
 
 @tagged("post_install", "-at_install")
 class TestXmlRpc(HttpCase):
@@ -63,7 +65,7 @@ class TestXmlRpc(HttpCase):
             self._read(deployment_id, ["repository_state", "state"])["state"],
             "initializing",
         )
-        self.env["eyrie.job"]._cron_run_jobs()
+        run_queue_jobs(self.env)
         self.assertEqual(
             self._read(deployment_id, ["repository_state", "state"]),
             {"id": deployment_id, "repository_state": "deploy", "state": "deploy"},
@@ -76,13 +78,13 @@ class TestXmlRpc(HttpCase):
         self.assertIs(
             self.rpc("eyrie.deployment", "action_pause", [deployment_id]), True
         )
-        self.env["eyrie.job"]._cron_run_jobs()
+        run_queue_jobs(self.env)
         self.assertEqual(self._read(deployment_id, ["state"])["state"], "pause")
 
         self.assertIs(
             self.rpc("eyrie.deployment", "action_drop", [deployment_id]), True
         )
-        self.env["eyrie.job"]._cron_run_jobs()
+        run_queue_jobs(self.env)
         self.assertFalse(
             self.rpc("eyrie.deployment", "search", [("id", "=", deployment_id)])
         )
@@ -142,7 +144,7 @@ class TestXmlRpc(HttpCase):
                 "eyrie.deployment", "write", [deployment_id], {"drop_protected": True}
             )
         self.rpc("eyrie.deployment", "action_deploy", [deployment_id])
-        self.env["eyrie.job"]._cron_run_jobs()
+        run_queue_jobs(self.env)
         before = self._read(deployment_id, ["next_pause_at"])["next_pause_at"]
         self.assertIs(
             self.rpc("eyrie.deployment", "action_keep_awake", [deployment_id]), True

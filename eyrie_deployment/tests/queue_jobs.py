@@ -1,0 +1,89 @@
+"""Eyrie's queue jobs in tests, run as queue_job runs them in production:
+each one loaded from the database and performed by queue_job's own
+``RunJobController._runjob`` (what its ``/queue_job/runjob`` route does for
+the job runner), on the test's cursor."""
+
+from datetime import timedelta
+
+from odoo import fields
+from odoo.tools import SQL
+
+from odoo.addons.queue_job.controllers.main import RunJobController
+from odoo.addons.queue_job.job import Job
+
+SAFETY_LIMIT = 1000
+
+
+def run_queue_jobs(env, limit=None, timers=False):
+    """Perform the jobs' queue jobs that are due (and the timer jobs with
+    ``timers``), oldest first, the ones they queue included, until none is
+    due (or ``limit`` ran). Returns how many ran. The tests move time with
+    freezegun: a timer job runs only when a test asks for it."""
+    QueueJob = env["queue.job"].sudo()
+    methods = ["_run_queued"] + (["_run_due_timer"] if timers else [])
+    ran = 0
+    while limit is None or ran < limit:
+        env.flush_all()
+        record = QueueJob.search(
+            [
+                ("state", "=", "pending"),
+                ("channel", "=like", "root.eyrie%"),
+                ("method_name", "in", methods),
+                "|",
+                ("eta", "=", False),
+                ("eta", "<=", fields.Datetime.now()),
+            ],
+            order="priority, date_created, id",
+            limit=1,
+        )
+        if not record:
+            break
+        if ran >= SAFETY_LIMIT:
+            raise AssertionError(f"queue jobs still due after {ran} runs")
+        job = Job.load(env, record.uuid)
+        job.set_started()
+        job.store()
+        # As the controller's commit after taking the job: its other cursor
+        # sees it started.
+        env.flush_all()
+        RunJobController._runjob(env, job)
+        # The job ran on a cursor of its own (Allow Commit): read afresh.
+        env.invalidate_all()
+        ran += 1
+    return ran
+
+
+def resume_waiting_jobs(env):
+    """Let the time of the waiting and retrying jobs pass: their resume is
+    due now. Timer jobs keep their time (they never fire early)."""
+    env.flush_all()
+    past = fields.Datetime.now() - timedelta(seconds=1)
+    env.cr.execute(
+        SQL(
+            "UPDATE queue_job SET eta = %s WHERE state = 'pending' "
+            "AND method_name = '_run_queued' AND eta > %s",
+            past,
+            past,
+        )
+    )
+    env.cr.execute(
+        SQL(
+            "UPDATE eyrie_job SET not_before = %s WHERE state = 'pending' "
+            "AND not_before > %s",
+            past,
+            past,
+        )
+    )
+    env.invalidate_all()
+
+
+def queued(env, method):
+    """The pending Eyrie queue jobs of ``method``, by eta."""
+    return (
+        env["queue.job"]
+        .sudo()
+        .search(
+            [("state", "=", "pending"), ("method_name", "=", method)],
+            order="eta, id",
+        )
+    )

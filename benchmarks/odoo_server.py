@@ -2,6 +2,7 @@
 measure over XML-RPC or need Odoo's cron threads."""
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -17,10 +18,12 @@ def free_port():
 
 
 @contextlib.contextmanager
-def running_server(config, database, cron_threads, timeout=120):
+def running_server(config, database, cron_threads, timeout=120, queue_capacity=4):
     """Start ``odoo server`` on ``database`` with ``cron_threads`` cron
-    threads, wait until it answers, yield its URL, always stop it."""
+    threads and queue_job's job runner (``queue_capacity`` jobs at once),
+    wait until it answers, yield its URL, always stop it."""
     port = free_port()
+    env = dict(os.environ, ODOO_QUEUE_JOB_MAX_CAPACITY=str(queue_capacity))
     url = f"http://127.0.0.1:{port}"
     command = [
         sys.executable,
@@ -35,10 +38,13 @@ def running_server(config, database, cron_threads, timeout=120):
         "--http-interface=127.0.0.1",
         f"--max-cron-threads={cron_threads}",
         "--workers=0",
+        "--load=base,web,queue_job",
         "--log-level=warn",
     ]
     with tempfile.NamedTemporaryFile("w+", prefix="eyrie-bench-server-") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
         try:
             _wait_until_up(server, url, log.name, timeout)
             yield url

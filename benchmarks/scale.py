@@ -17,7 +17,6 @@ including the test database after bin/eyrie-test.
 """
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -32,6 +31,7 @@ from datetime import timedelta
 
 import psycopg2
 from odoo_server import running_server, stop_process
+from queue_runner import due_queue_jobs, run_due_queue_jobs
 
 import odoo
 from odoo import SUPERUSER_ID, api, fields
@@ -683,11 +683,8 @@ def pending_jobs(env):
 
 
 def run_jobs_until_idle(env):
-    """Call the job runner as the cron would until it finds nothing to do."""
-    jobs = env["eyrie.job"]
-    done = 0
-    while count := jobs._cron_run_jobs():
-        done += count
+    """Run the jobs' queue jobs as queue_job would, until none is due."""
+    done = run_due_queue_jobs(env)
     env.cr.commit()
     return done
 
@@ -772,7 +769,7 @@ def bench_job_runner(env, args, pool, book, checks):
     limit = TARGETS_MS["job_overhead"]
     print_table(
         f"4. Job runner: {len(job_ids)} one-step dry-run jobs (a ConfigMap), "
-        "_cron_run_jobs() until idle",
+        "their queue jobs until idle",
         ["what", "measured", "target", "result"],
         [
             ["total s", f"{total:.2f}", "", ""],
@@ -930,25 +927,16 @@ def worker_main(args):
     runner of a job, so two runs of one job would not show there)."""
     registry = odoo.modules.registry.Registry(args.database)
     executed = []
-    job_class = registry["eyrie.job"]
-    execute = job_class._execute
-
-    def recording_execute(self):
-        executed.append(self.id)
-        return execute(self)
-
-    # Patched in this process only, which runs nothing but this loop.
-    job_class._execute = recording_execute
     print("ready", flush=True)
     sys.stdin.readline()
     deadline = time.monotonic() + WORKER_DEADLINE_SECONDS
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
         while time.monotonic() < deadline:
-            ran = env["eyrie.job"]._cron_run_jobs()
+            ran = run_due_queue_jobs(env, on_run=lambda job: executed.append(job.id))
             cr.commit()
             # None left to take, but the other runner may hold the last ones.
-            if not ran and not pending_jobs(env):
+            if not ran and not pending_jobs(env) and not due_queue_jobs(cr):
                 break
             if not ran:
                 time.sleep(0.05)
@@ -1013,11 +1001,10 @@ def check_exactly_once(env, job_ids, reports, checks):
 
 
 def bench_two_runners(env, args, pool, checks):
-    """Two python3 processes, each with its own registry, loop the job runner
-    on one queue. Not two Odoo servers: ir.cron locks its own row (FOR NO KEY
-    UPDATE SKIP LOCKED), so two servers never run the job runner cron at the
-    same time, take turns, and would not contend for a single job; the
-    runner's own locking is what must hold when two run at once."""
+    """Two python3 processes, each with its own registry, take and run the
+    same queue jobs as queue_job's runner and route do, without HTTP:
+    queue_job's locking and Eyrie's must hold when two run at once
+    (queue_servers.py runs two real Odoo servers behind a load balancer)."""
     jobs, _seconds = create_deploy_jobs(env, pool.take(args.double_jobs))
     job_ids = jobs.ids
     reports, seconds = run_workers(args)
@@ -1030,15 +1017,14 @@ def bench_two_runners(env, args, pool, checks):
         rows.append([f"process {report['pid']}", len(report["executed"]), in_db])
     rows.append(["total", sum(len(r["executed"]) for r in reports), len(per_job)])
     print_table(
-        f"6. Two runner processes, {len(job_ids)} jobs, both looping "
-        f"_cron_run_jobs(): {seconds:.2f} s, {len(job_ids) / seconds:.0f} jobs/s",
+        f"6. Two runner processes, {len(job_ids)} jobs, both taking queue jobs: "
+        f"{seconds:.2f} s, {len(job_ids) / seconds:.0f} jobs/s",
         ["runner", "jobs it executed", "jobs with its worker in DB"],
         rows,
     )
     print(
-        "   (two python3 processes looping _cron_run_jobs(), not two Odoo servers:"
-        "\n   ir.cron locks its row, so two servers would never run the runner at"
-        "\n   once and never contend for a job)"
+        "   (two python3 processes on queue_job's own code, without HTTP; "
+        "queue_servers.py\n   measures two Odoo servers behind a load balancer)"
     )
 
 
@@ -1087,22 +1073,6 @@ def parse_args():
     return args
 
 
-@contextlib.contextmanager
-def timers_cron_without_wait(env):
-    """A run of the timers cron waits for timers due during it (idle time, by
-    design); the figures here are of its work, so that wait is off."""
-    parameters = env["ir.config_parameter"].sudo()
-    before = parameters.get_param("eyrie.timers_wait_seconds")
-    parameters.set_param("eyrie.timers_wait_seconds", 0)
-    env.cr.commit()
-    try:
-        yield
-    finally:
-        env.cr.rollback()
-        parameters.set_param("eyrie.timers_wait_seconds", before or False)
-        env.cr.commit()
-
-
 def run(env, args, checks):
     scopes, book = setup(env, args, checks)
     pool = DeploymentPool(deploy_phase_ids(env, scopes))
@@ -1138,21 +1108,19 @@ def main():
         env = api.Environment(cr, SUPERUSER_ID, {})
         first_trigger = max_id(cr, "ir_cron_trigger")
         try:
-            with timers_cron_without_wait(env):
-                run(env, args, checks)
+            first_queue_job = max_id(cr, "queue_job")
+            run(env, args, checks)
         finally:
             cr.rollback()
             if not args.keep:
                 cleanup(env)
-                # The actions woke Eyrie's crons: drop those wake-ups.
-                crons = env.ref("eyrie_deployment.ir_cron_run_jobs") | env.ref(
-                    "eyrie_deployment.ir_cron_deployment_timers"
-                )
+                # The queue jobs the run made (jobs' and timers').
+                cr.execute(SQL("DELETE FROM queue_job WHERE id > %s", first_queue_job))
                 cr.execute(
                     SQL(
-                        "DELETE FROM ir_cron_trigger WHERE id > %s AND cron_id IN %s",
+                        "DELETE FROM ir_cron_trigger WHERE id > %s AND cron_id = %s",
                         first_trigger,
-                        tuple(crons.ids),
+                        env.ref("eyrie_deployment.ir_cron_deployment_timers").id,
                     )
                 )
                 cr.commit()

@@ -5,8 +5,9 @@ Starts an Odoo server (two cron threads, Odoo's default) on the database,
 creates a scope on the dry-run cluster with a short pause timer and a few
 PostgreSQL deployments deployed a few seconds apart over XML-RPC, waits until
 the timers paused them all, and prints, for each, when its pause was due and
-when the timer created its pause job. The timers cron runs every 5 minutes; it
-also wakes itself at the earliest due time (``ir.cron._trigger(at=...)``).
+when the timer created its pause job. The timers cron runs every 5 minutes;
+each deployment also has a queue job at its next due time, which queue_job's
+job runner (started with the server) runs then.
 Leaves the scope and its paused deployments in the database (named
 ``lateness-<time>``).
 
@@ -124,14 +125,16 @@ def print_report(rows, pause_after):
     late = [row[3] for row in rows]
     print(
         f"median {statistics.median(late):.0f} s, max {max(late):.0f} s "
-        "(periodic run alone: up to 300 s)"
+        "(periodic run alone: up to 300 s); early: "
+        + ("none" if min(late) >= 0 else f"{sum(x < 0 for x in late)} EARLY")
     )
 
 
 def main():
     args = parse_args()
     name = f"lateness-{datetime.now():%H%M%S}"
-    # Odoo's default two cron threads: the timers cron and the job runner.
+    # Odoo's default two cron threads; queue_job's runner runs the jobs and
+    # the timer jobs.
     with running_server(args.config, args.database, cron_threads=2) as url:
         rpc = Rpc(url, args.database, args.password)
         scope_id = rpc(

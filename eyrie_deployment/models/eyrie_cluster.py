@@ -68,7 +68,6 @@ class EyrieCluster(models.Model):
     )
     job_channel_id = fields.Many2one(
         "queue.job.channel",
-        string="Job Channel",
         readonly=True,
         copy=False,
         groups="eyrie_deployment.group_eyrie_manager",

@@ -1,6 +1,8 @@
 import threading
 import time
 
+from psycopg2.errors import SerializationFailure
+
 from odoo import SUPERUSER_ID, api
 from odoo.modules.registry import Registry
 from odoo.tests import BaseCase, get_db_name, tagged
@@ -92,12 +94,18 @@ class TestConcurrentRunners(BaseCase):
             env = api.Environment(cr, SUPERUSER_ID, {})
             idle = 0
             while idle < 20:
-                cr.execute(
-                    "SELECT uuid FROM queue_job WHERE state = 'pending' "
-                    "AND channel LIKE 'root.eyrie%%' "
-                    "AND (eta IS NULL OR eta <= now() at time zone 'utc') "
-                    "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
-                )
+                try:
+                    cr.execute(
+                        "SELECT uuid FROM queue_job WHERE state = 'pending' "
+                        "AND channel LIKE 'root.eyrie%%' "
+                        "AND (eta IS NULL OR eta <= now() at time zone 'utc') "
+                        "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+                        log_exceptions=False,
+                    )
+                except SerializationFailure:
+                    # The other runner took that row after this snapshot.
+                    cr.rollback()  # pylint: disable=invalid-commit
+                    continue
                 row = cr.fetchone()
                 if not row:
                     # Chained jobs are queued when another runner ends their

@@ -1,0 +1,52 @@
+"""Eyrie's queue jobs run in a benchmark process as queue_job runs them on a
+server: its job runner marks a due job enqueued, its /queue_job/runjob route
+acquires and performs it, each step committed. For benchmarks that measure
+the job code itself, without HTTP in between (queue_servers.py measures two
+real Odoo servers)."""
+
+from odoo.tools import SQL
+
+DUE = SQL(
+    "state = 'pending' AND method_name = '_run_queued' "
+    "AND (eta IS NULL OR eta <= now() AT TIME ZONE 'UTC')"
+)
+
+
+def run_due_queue_jobs(env, on_run=None):
+    """Run the due Eyrie job queue jobs until none is due; ``on_run(job)``
+    is called with each eyrie.job before it runs. Returns how many ran."""
+    # Imported once Odoo's addons path is configured (base_sparse_field).
+    from odoo.addons.queue_job.controllers.main import RunJobController
+
+    cr = env.cr
+    ran = 0
+    while True:
+        cr.execute(
+            SQL(
+                "SELECT uuid FROM queue_job WHERE %s ORDER BY priority, id LIMIT 1 "
+                "FOR UPDATE SKIP LOCKED",
+                DUE,
+            )
+        )
+        row = cr.fetchone()
+        if not row:
+            cr.commit()
+            return ran
+        cr.execute(
+            SQL("UPDATE queue_job SET state = 'enqueued' WHERE uuid = %s", row[0])
+        )
+        cr.commit()
+        job = RunJobController._acquire_job(env, row[0])
+        if job is None:
+            continue
+        if on_run:
+            on_run(job.recordset)
+        RunJobController._runjob(env, job)
+        cr.commit()
+        env.invalidate_all()
+        ran += 1
+
+
+def due_queue_jobs(cr):
+    cr.execute(SQL("SELECT count(*) FROM queue_job WHERE %s", DUE))
+    return cr.fetchone()[0]

@@ -12,4 +12,5 @@ from . import eyrie_deployment_odoo
 from . import eyrie_deployment_pgo
 from . import eyrie_job
 from . import eyrie_job_runner
+from . import eyrie_job_queue
 from . import res_config_settings

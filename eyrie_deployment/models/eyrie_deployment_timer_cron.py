@@ -5,6 +5,7 @@ from markupsafe import escape
 
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import UserError
+from odoo.osv.expression import OR
 from odoo.tools import SQL
 
 from ..tools.transaction import commit_unless_testing
@@ -49,6 +50,22 @@ class EyrieDeployment(models.Model):
             self._plan_timer_jobs()
         return result
 
+    def unlink(self):
+        # A dropped deployment has no timer left to fire.
+        self._timer_jobs().unlink()
+        return super().unlink()
+
+    def _timer_jobs(self, keep=False):
+        """The pending timer jobs of these deployments, but the one whose
+        identity key is ``keep``."""
+        domain = [("state", "=", "pending"), ("identity_key", "!=", keep)]
+        prefixes = [
+            [("identity_key", "=like", f"eyrie.timer:{id_}:%")] for id_ in self.ids
+        ]
+        if not prefixes:
+            return self.env["queue.job"].sudo()
+        return self.env["queue.job"].sudo().search(domain + OR(prefixes))
+
     @api.model
     def _cron_apply_timers(self, batch_size=200):
         """Pause and drop the deployments whose scope timers are due, and
@@ -79,18 +96,10 @@ class EyrieDeployment(models.Model):
         """Keep one pending queue job per deployment, at its next timer
         (``_run_due_timer``); the identity key holds the time, so a moved
         timer replaces the job planned for the old time."""
-        QueueJob = self.env["queue.job"].sudo()
         for deployment in self.exists():
             eta = deployment._next_timer_run()
-            prefix = f"eyrie.timer:{deployment.id}:"
-            key = prefix + fields.Datetime.to_string(eta) if eta else False
-            QueueJob.search(
-                [
-                    ("identity_key", "=like", prefix + "%"),
-                    ("identity_key", "!=", key),
-                    ("state", "=", "pending"),
-                ]
-            ).unlink()
+            key = f"eyrie.timer:{deployment.id}:{fields.Datetime.to_string(eta)}"
+            deployment._timer_jobs(keep=key if eta else False).unlink()
             if not eta:
                 continue
             # As the cron did: the automatic actions are the system's.
@@ -105,6 +114,8 @@ class EyrieDeployment(models.Model):
         """The queue job planned at this deployment's next timer: apply what
         is due now, then plan the next one."""
         self.ensure_one()
+        if not self.exists():
+            return
         fired = self._apply_due_timers(1, only=self, commit=False)
         eta = self._next_timer_run()
         if not fired and eta and eta <= fields.Datetime.now():

@@ -163,6 +163,15 @@ class TestPlatformTimers(EyrieCase):
             queued(self.env, "_run_due_timer").eta, deployment.drop_warning_due_at
         )
 
+    def test_a_dropped_deployment_leaves_no_timer_job(self):
+        deployment = self._deploy_at(T0)
+        other = self._deploy_at(T0, name="other")
+        self.assertEqual(len(queued(self.env, "_run_due_timer")), 2)
+        deployment.action_drop()
+        self._run_jobs()
+        self.assertFalse(deployment.exists())
+        self.assertEqual(queued(self.env, "_run_due_timer").records, other)
+
     def test_timer_jobs_follow_the_scope(self):
         deployment = self._deploy_at(T0)
         self.assertEqual(

@@ -4,6 +4,8 @@ acquires and performs it, each step committed. For benchmarks that measure
 the job code itself, without HTTP in between (queue_servers.py measures two
 real Odoo servers)."""
 
+from psycopg2.errors import SerializationFailure
+
 from odoo.tools import SQL
 
 DUE = SQL(
@@ -21,13 +23,19 @@ def run_due_queue_jobs(env, on_run=None):
     cr = env.cr
     ran = 0
     while True:
-        cr.execute(
-            SQL(
-                "SELECT uuid FROM queue_job WHERE %s ORDER BY priority, id LIMIT 1 "
-                "FOR UPDATE SKIP LOCKED",
-                DUE,
+        try:
+            cr.execute(
+                SQL(
+                    "SELECT uuid FROM queue_job WHERE %s ORDER BY priority, id "
+                    "LIMIT 1 FOR UPDATE SKIP LOCKED",
+                    DUE,
+                ),
+                log_exceptions=False,
             )
-        )
+        except SerializationFailure:
+            # Another process took that row after this snapshot: look again.
+            cr.rollback()
+            continue
         row = cr.fetchone()
         if not row:
             cr.commit()
@@ -36,7 +44,11 @@ def run_due_queue_jobs(env, on_run=None):
             SQL("UPDATE queue_job SET state = 'enqueued' WHERE uuid = %s", row[0])
         )
         cr.commit()
-        job = RunJobController._acquire_job(env, row[0])
+        try:
+            job = RunJobController._acquire_job(env, row[0])
+        except SerializationFailure:
+            cr.rollback()
+            continue
         if job is None:
             continue
         if on_run:

@@ -119,7 +119,11 @@ class TestConcurrentRunners(BaseCase):
                     "UPDATE queue_job SET state = 'enqueued' WHERE uuid = %s", row
                 )
                 cr.commit()  # pylint: disable=invalid-commit
-                job = RunJobController._acquire_job(env, row[0])
+                try:
+                    job = RunJobController._acquire_job(env, row[0])
+                except SerializationFailure:
+                    cr.rollback()  # pylint: disable=invalid-commit
+                    continue
                 if job is None:
                     continue
                 executed.append(job.recordset.id)

@@ -179,6 +179,22 @@ class TestJobRunner(EyrieCase):
         )
         self.assertEqual(deployment.state, "error")
 
+    def test_upgrade_queues_what_the_old_runner_would_have_run(self):
+        first = self._make_deployment("first")
+        chained = self._make_deployment("chained")
+        (first | chained).action_deploy()
+        # As 18.0.2.0.0 left them: jobs without a queue job.
+        self.env["queue.job"].search([("method_name", "=", "_run_queued")]).unlink()
+        self.env["eyrie.job"].search([]).write({"queue_job_uuid": False})
+        running = first.job_ids.sorted("id")[:1]
+        running.write({"state": "running"})
+        queued_jobs = self.env["eyrie.job"]._enqueue_after_upgrade()
+        # The two initialize jobs; the deploy jobs wait for them.
+        self.assertEqual(queued_jobs.mapped("action"), ["initialize", "initialize"])
+        self.assertEqual(len(queued(self.env, "_run_queued")), 2)
+        run_queue_jobs(self.env)
+        self.assertEqual(set((first | chained).mapped("state")), {"deploy"})
+
     def test_cancel_cancels_the_queue_job(self):
         deployment = self._make_deployment()
         deployment.action_deploy()

@@ -7,11 +7,11 @@ tests (kmock). Prints a table; changes nothing (one rolled-back transaction).
 """
 
 import argparse
-import importlib.util
-import pathlib
 import statistics
 import threading
 import time
+
+from test_modules import load_test_module
 
 import odoo
 from odoo import SUPERUSER_ID, api
@@ -29,20 +29,6 @@ data:
   deployment: "{{ deployment.name }}"
 {% endfor %}
 """
-
-
-def load_test_module(name):
-    """A module of the tests, loaded alone: importing the tests package
-    would load Odoo's test framework outside a test run."""
-    path = pathlib.Path(__file__).parents[1] / f"eyrie_deployment/tests/{name}.py"
-    spec = importlib.util.spec_from_file_location(f"eyrie_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_emulator():
-    return load_test_module("kube_emulator")
 
 
 QUEUE = None
@@ -164,7 +150,7 @@ def main():
 
     global QUEUE
     QUEUE = load_test_module("queue_jobs")
-    emulator_module = load_emulator()
+    emulator_module = load_test_module("kube_emulator")
     emulator_module.EyrieKubernetesEmulator.LATENCY_SECONDS = args.latency_ms / 1000
     EmulatedCluster = emulator_module.EmulatedCluster
 

@@ -17,14 +17,11 @@ def free_port():
         return sock.getsockname()[1]
 
 
-@contextlib.contextmanager
-def running_server(config, database, cron_threads, timeout=120, queue_capacity=4):
-    """Start ``odoo server`` on ``database`` with ``cron_threads`` cron
-    threads and queue_job's job runner (``queue_capacity`` jobs at once),
-    wait until it answers, yield its URL, always stop it."""
-    port = free_port()
-    env = dict(os.environ, ODOO_QUEUE_JOB_MAX_CAPACITY=str(queue_capacity))
-    url = f"http://127.0.0.1:{port}"
+def start_server(config, database, port, log, cron_threads=0, env=None):
+    """``odoo server`` on ``database`` at ``port``, with ``cron_threads``
+    cron threads and queue_job loaded (its job runner configured by
+    ``env``: ODOO_QUEUE_JOB_*), its output in the file ``log``. Returns the
+    process once it answers."""
     command = [
         sys.executable,
         "-m",
@@ -41,18 +38,33 @@ def running_server(config, database, cron_threads, timeout=120, queue_capacity=4
         "--load=base,web,queue_job",
         "--log-level=warn",
     ]
+    server = subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, **(env or {})),
+    )
+    return server
+
+
+@contextlib.contextmanager
+def running_server(config, database, cron_threads, timeout=120, queue_capacity=4):
+    """Start ``odoo server`` on ``database`` with ``cron_threads`` cron
+    threads and queue_job's job runner (``queue_capacity`` jobs at once),
+    wait until it answers, yield its URL, always stop it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {"ODOO_QUEUE_JOB_MAX_CAPACITY": str(queue_capacity)}
     with tempfile.NamedTemporaryFile("w+", prefix="eyrie-bench-server-") as log:
-        server = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env
-        )
+        server = start_server(config, database, port, log, cron_threads, env)
         try:
-            _wait_until_up(server, url, log.name, timeout)
+            wait_until_up(server, url, log.name, timeout)
             yield url
         finally:
             stop_process(server)
 
 
-def _wait_until_up(server, url, log_path, timeout):
+def wait_until_up(server, url, log_path, timeout):
     common = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and server.poll() is None:

@@ -21,28 +21,24 @@ servers took a share.
 
 import argparse
 import asyncio
-import importlib.util
 import itertools
 import logging
 import os
-import pathlib
 import re
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import timedelta
 
-from odoo_server import _wait_until_up, free_port, stop_process
+from odoo_server import free_port, start_server, stop_process, wait_until_up
 from queue_runner import run_due_queue_jobs
+from test_modules import load_test_module
 
 import odoo
-from odoo import SUPERUSER_ID, api, fields
+from odoo import SUPERUSER_ID, api
 from odoo.tools import SQL, config
 
 PREFIX = "queue-bench"
 TARGET_EFFICIENCY = 0.70
-PGO = "postgres-operator.crunchydata.com/v1beta1"
 
 
 def parse_args():
@@ -60,10 +56,7 @@ def parse_args():
 
 
 def load_emulator():
-    path = pathlib.Path(__file__).parents[1] / "eyrie_deployment/tests/kube_emulator.py"
-    spec = importlib.util.spec_from_file_location("eyrie_kube_emulator", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_test_module("kube_emulator")
     # How long the API server takes to answer each request, latency included:
     # under load, this in-process server's own work grows the round trip.
     emulator_class = module.EyrieKubernetesEmulator
@@ -81,6 +74,7 @@ def load_emulator():
 
 
 API_TIMES = []
+QUEUE = None
 
 
 class RoundRobinProxy:
@@ -122,35 +116,6 @@ class RoundRobinProxy:
         self.loop.call_soon_threadsafe(self.server.close)
 
 
-def play_operators(emulator):
-    """What PGO and the Deployment and Job controllers would report."""
-    for cluster in emulator.list(PGO, "PostgresCluster"):
-        meta, spec = cluster["metadata"], cluster["spec"]
-        ready = 0 if spec.get("shutdown") else spec["instances"][0]["replicas"]
-        emulator.set_status(
-            PGO,
-            "PostgresCluster",
-            meta["name"],
-            {"instances": [{"name": "instance1", "readyReplicas": ready}]},
-            namespace=meta["namespace"],
-        )
-    for workload in emulator.list("apps/v1", "Deployment"):
-        meta = workload["metadata"]
-        replicas = workload["spec"].get("replicas", 1)
-        emulator.set_status(
-            "apps/v1",
-            "Deployment",
-            meta["name"],
-            {
-                "observedGeneration": meta.get("generation", 1),
-                "replicas": replicas,
-                "updatedReplicas": replicas,
-                "availableReplicas": replicas,
-            },
-            namespace=meta["namespace"],
-        )
-
-
 def cleanup(env):
     cr = env.cr
     cr.execute(SQL("SELECT id FROM eyrie_deployment WHERE name LIKE %s", f"{PREFIX}-%"))
@@ -181,27 +146,6 @@ def cleanup(env):
     cr.commit()
 
 
-def resume_waiting(cr):
-    past = fields.Datetime.now() - timedelta(seconds=1)
-    cr.execute(
-        SQL(
-            "UPDATE queue_job SET eta = %s WHERE state = 'pending' "
-            "AND method_name = '_run_queued' AND eta > %s",
-            past,
-            past,
-        )
-    )
-    cr.execute(
-        SQL(
-            "UPDATE eyrie_job SET not_before = %s WHERE state = 'pending' "
-            "AND not_before > %s",
-            past,
-            past,
-        )
-    )
-    cr.commit()
-
-
 def setup(env, emulator, count):
     """``count`` Odoo deployments deployed once (untimed, no latency)."""
     cluster = env["eyrie.cluster"].create(
@@ -220,7 +164,7 @@ def setup(env, emulator, count):
     env.cr.commit()
     for _round in range(100):
         run_due_queue_jobs(env)
-        play_operators(emulator)
+        emulator.play_operators()
         env.cr.execute(
             SQL(
                 "SELECT count(*) FROM eyrie_job WHERE deployment_id = ANY(%s) "
@@ -230,7 +174,8 @@ def setup(env, emulator, count):
         )
         if not env.cr.fetchone()[0]:
             break
-        resume_waiting(env.cr)
+        QUEUE.resume_waiting_jobs(env)
+        env.cr.commit()
     env.invalidate_all()
     states = set(deployments.mapped("state"))
     if states != {"deploy"}:
@@ -239,39 +184,22 @@ def setup(env, emulator, count):
 
 
 def start_servers(args, proxy_port, ports):
+    """One server per port, their job runners sending jobs to the proxy."""
+    env = {
+        "ODOO_QUEUE_JOB_MAX_CAPACITY": "16",
+        "ODOO_QUEUE_JOB_HOST": "127.0.0.1",
+        "ODOO_QUEUE_JOB_PORT": str(proxy_port),
+    }
     servers, logs = [], []
-    env = dict(
-        os.environ,
-        ODOO_QUEUE_JOB_MAX_CAPACITY="16",
-        ODOO_QUEUE_JOB_HOST="127.0.0.1",
-        ODOO_QUEUE_JOB_PORT=str(proxy_port),
-    )
     for port in ports:
         # Closed by main() once the servers stopped.
         log = tempfile.NamedTemporaryFile("w+", prefix="eyrie-queue-server-")  # noqa: SIM115
-        command = [
-            sys.executable,
-            "-m",
-            "odoo",
-            "server",
-            "-c",
-            args.config,
-            "-d",
-            args.database,
-            f"--http-port={port}",
-            "--http-interface=127.0.0.1",
-            "--max-cron-threads=0",
-            "--workers=0",
-            "--load=base,web,queue_job",
-            "--log-level=warn",
-        ]
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env
+        servers.append(
+            (start_server(args.config, args.database, port, log, env=env), port)
         )
-        servers.append((process, port))
         logs.append(log)
     for (process, port), log in zip(servers, logs, strict=True):
-        _wait_until_up(process, f"http://127.0.0.1:{port}", log.name, 120)
+        wait_until_up(process, f"http://127.0.0.1:{port}", log.name, 120)
     return servers, logs
 
 
@@ -371,17 +299,11 @@ def main():
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     emulator_module = load_emulator()
     emulator = emulator_module.EmulatedCluster()
-    for group, version, kind, plural in (
-        (
-            "postgres-operator.crunchydata.com",
-            "v1beta1",
-            "PostgresCluster",
-            "postgresclusters",
-        ),
-        ("externaldns.k8s.io", "v1alpha1", "DNSEndpoint", "dnsendpoints"),
-    ):
-        emulator.add_crd(group, version, kind, plural)
+    emulator.seed_operator_crds()
     registry = odoo.modules.registry.Registry(args.database)
+    # The tests' queue job helpers, once Odoo's addons path is configured.
+    global QUEUE
+    QUEUE = load_test_module("queue_jobs")
     cores = os.cpu_count()
     checks, rows = [], []
     servers, logs, proxy = [], [], None

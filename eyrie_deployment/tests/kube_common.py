@@ -10,13 +10,7 @@ MANAGED = {"app.kubernetes.io/managed-by": "eyrie"}
 
 
 def seed_crds(emulator):
-    emulator.add_crd(
-        "postgres-operator.crunchydata.com",
-        "v1beta1",
-        "PostgresCluster",
-        "postgresclusters",
-    )
-    emulator.add_crd("externaldns.k8s.io", "v1alpha1", "DNSEndpoint", "dnsendpoints")
+    emulator.seed_operator_crds()
 
 
 class KubernetesCase(EyrieCase):
@@ -107,37 +101,4 @@ class OperatorsMixin:
         self._settle(between_rounds=self._play_operators if play else None)
 
     def _play_operators(self, _round=None):
-        emulator = self.emulator
-        for cluster in emulator.list(PGO, "PostgresCluster"):
-            meta, spec = cluster["metadata"], cluster["spec"]
-            ready = 0 if spec.get("shutdown") else spec["instances"][0]["replicas"]
-            emulator.set_status(
-                PGO,
-                "PostgresCluster",
-                meta["name"],
-                {"instances": [{"name": "instance1", "readyReplicas": ready}]},
-                namespace=meta["namespace"],
-            )
-        for workload in emulator.list("apps/v1", "Deployment"):
-            meta = workload["metadata"]
-            replicas = workload["spec"].get("replicas", 1)
-            emulator.set_status(
-                "apps/v1",
-                "Deployment",
-                meta["name"],
-                {
-                    "observedGeneration": meta.get("generation", 1),
-                    "replicas": replicas,
-                    "updatedReplicas": replicas,
-                    "availableReplicas": replicas,
-                },
-                namespace=meta["namespace"],
-            )
-        for job in emulator.list("batch/v1", "Job"):
-            emulator.set_status(
-                "batch/v1",
-                "Job",
-                job["metadata"]["name"],
-                {"succeeded": 1},
-                namespace=job["metadata"]["namespace"],
-            )
+        self.emulator.play_operators()

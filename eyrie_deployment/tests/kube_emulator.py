@@ -1613,6 +1613,56 @@ class EmulatedCluster:
     def set_status(self, api_version, kind, name, status, namespace=None):
         self.emulator.set_status(api_version, kind, name, status, namespace)
 
+    def seed_operator_crds(self):
+        """The CRDs of the shipped books: PGO's PostgresCluster and
+        ExternalDNS's DNSEndpoint."""
+        self.add_crd(
+            "postgres-operator.crunchydata.com",
+            "v1beta1",
+            "PostgresCluster",
+            "postgresclusters",
+        )
+        self.add_crd("externaldns.k8s.io", "v1alpha1", "DNSEndpoint", "dnsendpoints")
+
+    def play_operators(self):
+        """Report what the controllers of a real cluster would: PGO's
+        instances ready unless shut down, every Deployment rolled out, every
+        Job succeeded."""
+        pgo = "postgres-operator.crunchydata.com/v1beta1"
+        for cluster in self.list(pgo, "PostgresCluster"):
+            meta, spec = cluster["metadata"], cluster["spec"]
+            ready = 0 if spec.get("shutdown") else spec["instances"][0]["replicas"]
+            self.set_status(
+                pgo,
+                "PostgresCluster",
+                meta["name"],
+                {"instances": [{"name": "instance1", "readyReplicas": ready}]},
+                namespace=meta["namespace"],
+            )
+        for workload in self.list("apps/v1", "Deployment"):
+            meta = workload["metadata"]
+            replicas = workload["spec"].get("replicas", 1)
+            self.set_status(
+                "apps/v1",
+                "Deployment",
+                meta["name"],
+                {
+                    "observedGeneration": meta.get("generation", 1),
+                    "replicas": replicas,
+                    "updatedReplicas": replicas,
+                    "availableReplicas": replicas,
+                },
+                namespace=meta["namespace"],
+            )
+        for job in self.list("batch/v1", "Job"):
+            self.set_status(
+                "batch/v1",
+                "Job",
+                job["metadata"]["name"],
+                {"succeeded": 1},
+                namespace=job["metadata"]["namespace"],
+            )
+
     def fail(
         self,
         method,

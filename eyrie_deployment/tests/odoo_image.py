@@ -83,17 +83,27 @@ def wait_for_psql(argv, environ):
     sys.exit(f"Database connection failure: {error}")
 
 
+def odoo_program():
+    """The ``odoo`` script of the Python running this one: in a virtualenv
+    that is not activated, it is not on PATH."""
+    here = os.path.dirname(sys.executable)
+    found = shutil.which("odoo", path=os.pathsep.join([here, os.environ.get("PATH", "")]))
+    if not found:
+        sys.exit(f"no 'odoo' program beside {sys.executable} nor on PATH")
+    return found
+
+
 def main(argv, environ=None):
     environ = os.environ if environ is None else environ
     options = db_args(environ)
     first = argv[0] if argv else ""
     if first in ("--", "odoo") or first.startswith("-"):
         rest = argv[1:] if first in ("--", "odoo") else argv
+        odoo = odoo_program()
         if rest[:1] == ["scaffold"]:
-            os.execvp("odoo", ["odoo", *rest])
+            os.execv(odoo, [odoo, *rest])
         # Unquoted ${DB_ARGS[@]} in the entrypoint: bash splits on whitespace.
         wait_for_psql([*" ".join(options).split(), "--timeout=30"], environ)
-        odoo = shutil.which("odoo")
         os.execv(odoo, [odoo, *rest, *options])
     os.execvp(argv[0], argv)
 

@@ -21,7 +21,14 @@ REPOSITORY_STATES = [
     ("pause", "Pause"),
 ]
 # States of a deployment while one of its jobs is pending or running.
-IN_FLIGHT_STATES = ("initializing", "deploying", "pausing", "dropping")
+IN_FLIGHT_STATES = (
+    "initializing",
+    "deploying",
+    "pausing",
+    "dropping",
+    "backing_up",
+    "restoring",
+)
 STATES = [
     ("draft", "Draft"),
     ("initializing", "Initializing"),
@@ -31,6 +38,8 @@ STATES = [
     ("pausing", "Pausing"),
     ("pause", "Paused"),
     ("dropping", "Dropping"),
+    ("backing_up", "Backing Up"),
+    ("restoring", "Restoring"),
     ("error", "Error"),
 ]
 
@@ -249,6 +258,26 @@ class EyrieDeployment(models.Model):
         ondelete="restrict",
     )
 
+    deployment_backup_book_id = fields.Many2one(
+        "eyrie.deployment.book",
+        string="Backup Book",
+        compute="_compute_books",
+        store=True,
+        readonly=False,
+        precompute=True,
+        ondelete="restrict",
+    )
+
+    deployment_restore_book_id = fields.Many2one(
+        "eyrie.deployment.book",
+        string="Restore Book",
+        compute="_compute_books",
+        store=True,
+        readonly=False,
+        precompute=True,
+        ondelete="restrict",
+    )
+
     job_ids = fields.One2many("eyrie.job", "deployment_id", string="Jobs")
 
     job_count = fields.Integer(compute="_compute_job_count")
@@ -389,6 +418,8 @@ class EyrieDeployment(models.Model):
         "deployment_deploy_book_id",
         "deployment_pause_book_id",
         "deployment_drop_book_id",
+        "deployment_backup_book_id",
+        "deployment_restore_book_id",
     )
     def _check_books_type(self):
         for deployment in self:

@@ -49,10 +49,14 @@ class EyrieDeployment(models.Model):
         return job
 
     def _start_drop(self, book=None, values=None):
+        """The drop job, after a final backup where the scope asks for one
+        (``_start_drop_backup``): if that fails, nothing is dropped."""
         self.ensure_one()
-        job = self._create_job("drop", book or self._get_book("drop"), values)
-        self._set_lifecycle(state="dropping")
-        return job
+        book = book or self._get_book("drop")
+        backup = self._start_drop_backup(values)
+        job = self._create_job("drop", book, values, previous_job=backup)
+        self._set_lifecycle(state="backing_up" if backup else "dropping")
+        return (backup or job.browse()) | job
 
     def _default_book(self, action):
         """The shipped book of this deployment's type for ``action``, if any."""
@@ -204,7 +208,8 @@ class EyrieDeployment(models.Model):
         """Credentials the books see as ``secrets``; never logged."""
         self.ensure_one()
         hook = getattr(self, f"_{self.deployment_type}_template_secrets", None)
-        return hook() if hook else dict(self.sudo().credentials or {})
+        secrets_ = hook() if hook else dict(self.sudo().credentials or {})
+        return secrets_ | self.scope_id._backup_secrets()
 
     def _template_context(self, values=None):
         """Plain data the book templates see; never ORM records."""

@@ -45,7 +45,7 @@ class EyrieDeployment(models.Model):
     # Checks and dispatch
     # ------------------------------------------------------------------
 
-    def _run_action(self, verb, trigger):
+    def _run_action(self, verb, trigger, **arguments):
         if trigger == "user":
             # The lifecycle writes as superuser: the caller's own rights are
             # checked here, so a user runs actions on their own deployments.
@@ -54,7 +54,7 @@ class EyrieDeployment(models.Model):
         deployments._lock_rows()
         for deployment in deployments:
             deployment._check_action_allowed(verb)
-            deployment._dispatch(verb)
+            deployment._dispatch(verb, **arguments)
         return True
 
     def _lock_rows(self):
@@ -132,7 +132,7 @@ class EyrieDeployment(models.Model):
         deployments use others' overrides it (``super()`` first)."""
         self.ensure_one()
 
-    def _dispatch(self, verb):
+    def _dispatch(self, verb, **arguments):
         self.ensure_one()
         method_name = f"{self.deployment_type}_action_{verb}"
         method = getattr(self, method_name, None)
@@ -158,7 +158,7 @@ class EyrieDeployment(models.Model):
                     method=method_name,
                 )
             )
-        return method()
+        return method(**arguments)
 
     # ------------------------------------------------------------------
     # Job outcomes, called by eyrie.job
@@ -205,6 +205,10 @@ class EyrieDeployment(models.Model):
         # Any job that started (even one that failed) may have left objects
         # on the cluster: then the deployment stays out of draft, so that its
         # namespace stays locked and Drop cleans up.
+        if job.action == "backup":
+            self._backup_of(job).write(
+                {"state": "failed", "error_message": self.env._("Cancelled.")}
+            )
         ran = any(other.started_at for other in self.job_ids)
         if self.repository_state == "initialize" and not ran:
             # Nothing ran on the cluster yet: the deployment is a draft again.
@@ -226,6 +230,9 @@ class EyrieDeployment(models.Model):
 
     def _on_job_failed(self, job):
         self.ensure_one()
+        handler = getattr(self, f"_on_{job.action}_failed", None)
+        if handler:
+            return handler(job)
         self._set_lifecycle(state="error", error_message=job.error_message)
         self.message_post(
             body=self.env._(

@@ -27,6 +27,10 @@ ODOO_DEFAULT_VALUES = {
     "ingress_class": "",
     "tls_secret": "",
     "dns_ttl": 300,
+    # Backups take the filestore by a VolumeSnapshot (of this class; empty:
+    # the cluster's default one).
+    "filestore_snapshot": True,
+    "snapshot_class": "",
 }
 # Keys an Odoo deployment accepts beyond its defaults (derived when unset).
 ODOO_OPTIONAL_KEYS = frozenset({"hostname", "dns_target", "db_name"})
@@ -171,23 +175,26 @@ class EyrieDeploymentOdoo(models.Model):
         # Stopping or deleting a database under an Odoo breaks it: the Odoo
         # goes first (its own pause timer usually does, being shorter).
         super()._check_dependents(verb)
-        if verb not in ("pause", "drop"):
+        if verb not in ("pause", "drop", "restore"):
             return
         domain = [
             ("deployment_type", "=", "odoo"),
             ("database_deployment_id", "=", self.id),
         ]
-        if verb == "pause":
+        if verb in ("pause", "restore"):
             domain.append(("repository_state", "=", "deploy"))
         dependent = self.sudo().with_context(active_test=False).search(domain, limit=1)
         if not dependent:
             return
-        if verb == "pause":
+        if verb in ("pause", "restore"):
             raise UserError(
                 self.env._(
-                    "Deployment %(name)s cannot be paused: Odoo deployment %(odoo)s "
-                    "runs on its database. Pause that deployment first.",
+                    "Deployment %(name)s cannot be %(done)s: Odoo deployment "
+                    "%(odoo)s runs on its database. Pause that deployment first.",
                     name=self.name,
+                    done=self.env._("paused")
+                    if verb == "pause"
+                    else self.env._("restored"),
                     odoo=dependent.name,
                 )
             )
@@ -211,6 +218,48 @@ class EyrieDeploymentOdoo(models.Model):
     @api.private
     def odoo_action_pause(self):
         return self._start_pause(values=self._odoo_values(need_hostname=False))
+
+    @api.private
+    def odoo_action_backup(self):
+        self._odoo_check_own_database("back up")
+        return self._start_backup("manual", self._odoo_values(need_hostname=False))
+
+    @api.private
+    def odoo_action_restore(self, backup_id=None, target_time=None):
+        self._odoo_check_own_database("restore")
+        backup, target = self._restore_point(backup_id, target_time)
+        return self._start_restore(backup, target, self._odoo_values())
+
+    def _odoo_check_own_database(self, verb):
+        database = self.sudo().database_deployment_id
+        if self.database_mode != "shared" or not database:
+            return
+        raise UserError(
+            self.env._(
+                "Odoo deployment %(name)s cannot %(verb)s by itself: its database "
+                "is in PostgreSQL deployment %(database)s, whose backups hold it "
+                "with every other database there. Its manager backs up and "
+                "restores %(database)s.",
+                name=self.name,
+                verb=verb,
+                database=database.name,
+            )
+        )
+
+    def _start_drop_backup(self, values):
+        # The database of a shared PostgreSQL deployment is in that
+        # deployment's own backups; this drop has no repository to back up to.
+        if self.deployment_type == "odoo" and self.database_mode == "shared":
+            if self.scope_id.backup_before_drop:
+                self._message_log(
+                    body=self.env._(
+                        "No final backup before drop: the database is in PostgreSQL "
+                        "deployment %s, whose own backups hold it.",
+                        self.sudo().database_deployment_id.name,
+                    )
+                )
+            return None
+        return super()._start_drop_backup(values)
 
     @api.private
     def odoo_action_drop(self):
@@ -346,6 +395,7 @@ class EyrieDeploymentOdoo(models.Model):
         database = self.sudo().database_deployment_id
         shared = self.database_mode == "shared" and database
         db_namespace = database.namespace if shared else self.namespace
+        values = self._with_backup_values(values)
         values |= {
             "database_mode": "shared" if shared else "own",
             "db_cluster": POSTGRES_CLUSTER_NAME,

@@ -29,17 +29,29 @@ class EyrieDeploymentPgo(models.Model):
 
     @api.private
     def pgo_action_deploy(self):
-        values = self._effective_values()
+        values = self._pgo_values()
         self._ensure_credentials(tuple(f"pguser_{user}" for user in values["users"]))
         return self._start_deploy(values=values)
 
     @api.private
     def pgo_action_pause(self):
-        return self._start_pause(values=self._effective_values())
+        return self._start_pause(values=self._pgo_values())
 
     @api.private
     def pgo_action_drop(self):
-        return self._start_drop(values=self._effective_values())
+        return self._start_drop(values=self._pgo_values())
+
+    @api.private
+    def pgo_action_backup(self):
+        return self._start_backup("manual", self._pgo_values())
+
+    @api.private
+    def pgo_action_restore(self, backup_id=None, target_time=None):
+        backup, target = self._restore_point(backup_id, target_time)
+        return self._start_restore(backup, target, self._pgo_values())
+
+    def _pgo_values(self):
+        return self._with_backup_values(self._effective_values())
 
     # ------------------------------------------------------------------
     # Books, values and secrets

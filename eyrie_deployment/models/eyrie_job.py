@@ -1,3 +1,4 @@
+import json
 import logging
 from datetime import timedelta
 
@@ -23,6 +24,8 @@ JOB_ACTIONS = [
     ("deploy", "Deploy"),
     ("pause", "Pause"),
     ("drop", "Drop"),
+    ("backup", "Backup"),
+    ("restore", "Restore"),
 ]
 DEFAULT_RETENTION_DAYS = 90
 DEFAULT_KEEP_PER_DEPLOYMENT = 20
@@ -104,6 +107,11 @@ class EyrieJob(models.Model):
     ended_at = fields.Datetime(readonly=True)
 
     duration = fields.Float(compute="_compute_duration", help="Seconds")
+
+    def _job_values(self):
+        """The values the book runs with, as data."""
+        self.ensure_one()
+        return json.loads(self.values) if self.values else {}
 
     # ------------------------------------------------------------------
     # Computes and guards

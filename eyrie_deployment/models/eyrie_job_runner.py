@@ -266,14 +266,20 @@ class EyrieJobRunner(models.Model):
             self.wait_deadline = now + timedelta(seconds=pending.timeout)
         elif now >= self.wait_deadline:
             log.append(f"{label}: FAILED")
-            raise JobFailure(
-                self.env._(
-                    "%(step)s failed: timed out after %(timeout)s s: %(status)s",
-                    step=label,
-                    timeout=pending.timeout,
-                    status=pending.status,
-                )
+            message = self.env._(
+                "%(step)s failed: timed out after %(timeout)s s: %(status)s",
+                step=label,
+                timeout=pending.timeout,
+                status=pending.status,
             )
+            if pending.condition == "rollout":
+                hint = self.env._(
+                    "What the pods printed and the namespace's events: the Logs "
+                    "button of the deployment."
+                )
+                log.append(hint)
+                message = f"{message}. {hint}"
+            raise JobFailure(message)
         raise JobYield(now + timedelta(seconds=pending.interval))
 
     def _retry_or_fail(self, label, error, log):

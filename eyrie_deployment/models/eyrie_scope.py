@@ -6,7 +6,7 @@ from odoo.exceptions import UserError, ValidationError
 
 from ..tools.values import ValuesError, check_hostname, check_values, parse_json_object
 
-BOOK_ACTIONS = ("initialize", "deploy", "pause", "drop")
+BOOK_ACTIONS = ("initialize", "deploy", "pause", "drop", "backup", "restore")
 # Fields that move the deployments' timers.
 TIMER_FIELDS = frozenset(
     {
@@ -119,6 +119,12 @@ class EyrieScope(models.Model):
     )
     deployment_drop_book_id = fields.Many2one(
         "eyrie.deployment.book", string="Drop Book", ondelete="restrict"
+    )
+    deployment_backup_book_id = fields.Many2one(
+        "eyrie.deployment.book", string="Backup Book", ondelete="restrict"
+    )
+    deployment_restore_book_id = fields.Many2one(
+        "eyrie.deployment.book", string="Restore Book", ondelete="restrict"
     )
     extra_value_keys = fields.Char(
         tracking=True,

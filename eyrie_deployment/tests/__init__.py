@@ -1,3 +1,4 @@
+from . import test_backups
 from . import test_concurrency
 from . import test_default_books
 from . import test_dispatch

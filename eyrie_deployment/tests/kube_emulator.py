@@ -129,7 +129,8 @@ BUILTIN_TYPES = (
     ResourceType(
         "", "v1", "ServiceAccount", "serviceaccounts", True, frozenset(), ("sa",)
     ),
-    ResourceType("", "v1", "Pod", "pods", short_names=("po",)),
+    ResourceType("", "v1", "Pod", "pods", True, frozenset({"status", "log"}), ("po",)),
+    ResourceType("", "v1", "Event", "events", True, frozenset(), ("ev",)),
     ResourceType(
         "apps", "v1", "Deployment", "deployments", True, _STATUS_AND_SCALE, ("deploy",)
     ),
@@ -572,6 +573,8 @@ class EyrieKubernetesEmulator(kmock.KubernetesEmulator):
     _watches: list = attrs.field(factory=list, init=False)
     _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
     _dry_run: bool = attrs.field(default=False, init=False)
+    # (namespace, pod, container) -> what the container printed.
+    _logs: dict = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self):
         # Not calling super(): it registers the fallback reactions this class
@@ -588,6 +591,7 @@ class EyrieKubernetesEmulator(kmock.KubernetesEmulator):
             self._types.clear()
             self._failures.clear()
             self._applied.clear()
+            self._logs.clear()
             self._requests.clear()
             self._served = 0
             for rtype in BUILTIN_TYPES:
@@ -1283,6 +1287,8 @@ class EyrieKubernetesEmulator(kmock.KubernetesEmulator):
             raise _error(405, f"{method} is not allowed on {raw_request.path}")
         if sub == "scale":
             return self._serve_scale(raw_request, rtype, current, body)
+        if sub == "log":
+            return self._serve_log(raw_request, current)
         if method == "GET":
             return 200, current
         if method == "PUT":
@@ -1299,6 +1305,45 @@ class EyrieKubernetesEmulator(kmock.KubernetesEmulator):
             new = self._patched(raw_request, rtype.builtin, current, body)
         new = self._sanitize(rtype, current, new, only_status=sub == "status")
         return 200, self._commit(rtype, current, new)
+
+    def _serve_log(self, raw_request, pod):
+        """GET pods/<name>/log: what ``set_logs`` says the container printed,
+        the last ``tailLines`` lines; a pod of several containers needs
+        ``container``, as on a real server."""
+        if raw_request.method != "GET":
+            raise _error(405, f"{raw_request.method} is not allowed on logs")
+        meta = pod["metadata"]
+        spec = pod.get("spec") or {}
+        containers = [
+            c["name"]
+            for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])
+        ]
+        container = raw_request.query.get("container")
+        if not container:
+            if len(spec.get("containers") or []) != 1:
+                raise _error(
+                    400,
+                    f"a container name must be specified for pod {meta['name']}, "
+                    f"choose one of: {containers}",
+                    "BadRequest",
+                )
+            container = spec["containers"][0]["name"]
+        if container not in containers:
+            raise _error(
+                400,
+                f"container {container} is not valid for pod {meta['name']}",
+                "BadRequest",
+            )
+        lines = self._logs.get((meta["namespace"], meta["name"], container), "")
+        lines = lines.splitlines()
+        tail = raw_request.query.get("tailLines")
+        if tail is not None:
+            lines = lines[-int(tail) :] if int(tail) else []
+        return 200, "".join(f"{line}\n" for line in lines)
+
+    def set_logs(self, namespace, pod, container, text):
+        with self._state_lock:
+            self._logs[namespace, pod, container] = text
 
     def _patched(self, raw_request, builtin, current, body):
         """``current`` patched as the request says (apply: a subresource's)."""
@@ -1513,6 +1558,25 @@ def _forget_discovery_cache(url):
         os.remove(os.path.join(tempfile.gettempdir(), f"osrcp-{digest}.json"))
 
 
+PGO_ANNOTATIONS = "postgres-operator.crunchydata.com/"
+
+
+def _pgbackrest_status(cluster, fail):
+    """PGO's status.pgbackrest once the Jobs of the cluster's backup and
+    restore annotations ended (a restore only while spec asks for one)."""
+    status = dict((cluster.get("status") or {}).get("pgbackrest") or {})
+    annotations = cluster["metadata"].get("annotations") or {}
+    outcome = {"finished": True, "succeeded": 0 if fail else 1, "failed": int(fail)}
+    backup = annotations.get(PGO_ANNOTATIONS + "pgbackrest-backup")
+    if backup:
+        status["manualBackup"] = {"id": backup, **outcome}
+    restore = annotations.get(PGO_ANNOTATIONS + "pgbackrest-restore")
+    pgbackrest = ((cluster["spec"].get("backups") or {}).get("pgbackrest")) or {}
+    if restore and (pgbackrest.get("restore") or {}).get("enabled"):
+        status["restore"] = {"id": restore, **outcome}
+    return status
+
+
 class EmulatedCluster:
     """An ``EyrieKubernetesEmulator`` on a real port, served from a thread.
 
@@ -1613,6 +1677,10 @@ class EmulatedCluster:
     def set_status(self, api_version, kind, name, status, namespace=None):
         self.emulator.set_status(api_version, kind, name, status, namespace)
 
+    def set_logs(self, namespace, pod, container, text):
+        """What container ``container`` of pod ``pod`` printed (its log)."""
+        self.emulator.set_logs(namespace, pod, container, text)
+
     def seed_operator_crds(self):
         """The CRDs of the shipped books: PGO's PostgresCluster and
         ExternalDNS's DNSEndpoint."""
@@ -1623,21 +1691,41 @@ class EmulatedCluster:
             "postgresclusters",
         )
         self.add_crd("externaldns.k8s.io", "v1alpha1", "DNSEndpoint", "dnsendpoints")
+        self.add_crd(
+            "snapshot.storage.k8s.io", "v1", "VolumeSnapshot", "volumesnapshots"
+        )
 
-    def play_operators(self):
+    def play_operators(self, backups_fail=False):
         """Report what the controllers of a real cluster would: PGO's
-        instances ready unless shut down, every Deployment rolled out, every
-        Job succeeded."""
+        instances ready unless shut down, its manual backup and in-place
+        restore of the current annotations finished (failed with
+        ``backups_fail``), every VolumeSnapshot ready (or in error), every
+        Deployment rolled out, every Job succeeded."""
         pgo = "postgres-operator.crunchydata.com/v1beta1"
         for cluster in self.list(pgo, "PostgresCluster"):
             meta, spec = cluster["metadata"], cluster["spec"]
             ready = 0 if spec.get("shutdown") else spec["instances"][0]["replicas"]
+            status = {"instances": [{"name": "instance1", "readyReplicas": ready}]}
+            status["pgbackrest"] = _pgbackrest_status(cluster, backups_fail)
             self.set_status(
                 pgo,
                 "PostgresCluster",
                 meta["name"],
-                {"instances": [{"name": "instance1", "readyReplicas": ready}]},
+                status,
                 namespace=meta["namespace"],
+            )
+        for snapshot in self.list("snapshot.storage.k8s.io/v1", "VolumeSnapshot"):
+            outcome = (
+                {"readyToUse": False, "error": {"message": "the disk is full"}}
+                if backups_fail
+                else {"readyToUse": True, "restoreSize": "10Gi"}
+            )
+            self.set_status(
+                "snapshot.storage.k8s.io/v1",
+                "VolumeSnapshot",
+                snapshot["metadata"]["name"],
+                outcome,
+                namespace=snapshot["metadata"]["namespace"],
             )
         for workload in self.list("apps/v1", "Deployment"):
             meta = workload["metadata"]

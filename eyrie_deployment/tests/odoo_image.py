@@ -87,7 +87,9 @@ def odoo_program():
     """The ``odoo`` script of the Python running this one: in a virtualenv
     that is not activated, it is not on PATH."""
     here = os.path.dirname(sys.executable)
-    found = shutil.which("odoo", path=os.pathsep.join([here, os.environ.get("PATH", "")]))
+    found = shutil.which(
+        "odoo", path=os.pathsep.join([here, os.environ.get("PATH", "")])
+    )
     if not found:
         sys.exit(f"no 'odoo' program beside {sys.executable} nor on PATH")
     return found

@@ -245,6 +245,41 @@ class TestKubernetesSteps(KubernetesCase):
             "status.instances.0.readyReplicas is None", deployment.error_message
         )
 
+    def test_rollout_timeout_points_at_the_logs(self):
+        deployment = self._with_books(
+            initialize=[("Namespace", "apply", NAMESPACE)],
+            deploy=[("Web", "apply", WEB), ("Rollout", "wait", ROLLOUT)],
+        )
+        deployment.action_deploy()
+
+        def time_runs_out(_round):
+            job = self._job(deployment, "deploy")
+            if job.wait_deadline:
+                job.wait_deadline = job.create_date  # long past
+
+        self._settle(between_rounds=time_runs_out)
+        self.assertEqual(deployment.state, "error")
+        self.assertIn("timed out after 120 s", deployment.error_message)
+        self.assertIn("the Logs button of the deployment", deployment.error_message)
+        self.assertIn("the Logs button", self._job(deployment, "deploy").log)
+
+    def test_wait_on_a_field_times_out_without_a_logs_hint(self):
+        deployment = self._with_books(
+            initialize=[("Namespace", "apply", NAMESPACE)],
+            deploy=[("Database", "apply", POSTGRES), ("Ready", "wait", POSTGRES_READY)],
+        )
+        deployment.action_deploy()
+        self._settle(
+            between_rounds=lambda _r: (
+                self._job(deployment, "deploy").write(
+                    {"wait_deadline": self._job(deployment, "deploy").create_date}
+                )
+                if self._job(deployment, "deploy").wait_deadline
+                else None
+            )
+        )
+        self.assertNotIn("Logs button", deployment.error_message)
+
     def test_field_wait_passes_once_the_operator_reports(self):
         deployment = self._with_books(
             initialize=[("Namespace", "apply", NAMESPACE)],

@@ -110,7 +110,7 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
             values=json.dumps({"users": ["odoo", "shop"], "storage_class": "fast"}),
         )
         db._ensure_credentials(("pguser_odoo", "pguser_shop"))
-        validated, custom = self._validate_all(db, db._effective_values())
+        validated, custom = self._validate_all(db, db._pgo_values())
         self.assertEqual(validated, ["Namespace", "Secret", "Secret"])
         self.assertEqual(custom, ["PostgresCluster"])
 

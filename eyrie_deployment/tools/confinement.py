@@ -28,6 +28,7 @@ DEFAULT_ALLOWED_KINDS = (
     "networking.k8s.io/Ingress",
     "postgres-operator.crunchydata.com/PostgresCluster",
     "externaldns.k8s.io/DNSEndpoint",
+    "snapshot.storage.k8s.io/VolumeSnapshot",
 )
 # A scale step may leave out apiVersion: its kinds are apps/v1 ones.
 _DEFAULT_API_VERSIONS = {"scale": "apps/v1"}

@@ -58,8 +58,9 @@ class StepPending(Exception):
     observed, for the log and the error message once the wait times out.
     """
 
-    def __init__(self, status, timeout, interval=5):
+    def __init__(self, status, timeout, interval=5, condition=None):
         super().__init__(status)
+        self.condition = condition
         self.status = status
         self.timeout = timeout
         self.interval = interval
@@ -157,6 +158,19 @@ def _validate_wait(obj, index):
             index,
             "'wait.for: field' needs 'wait.path' and 'wait.value'",
         )
+    for key in ("match", "fail_when"):
+        conditions = wait.get(key, {})
+        _require(
+            isinstance(conditions, dict)
+            and all(isinstance(path, str) and path for path in conditions),
+            index,
+            f"'wait.{key}' must map field paths to the values they must have",
+        )
+    _require(
+        "fail_when" not in wait or wait["for"] == "field",
+        index,
+        "'wait.fail_when' works with 'wait.for: field' only",
+    )
     timeout = wait.get("timeout", DEFAULT_WAIT_TIMEOUT)
     _require(
         isinstance(timeout, int) and not isinstance(timeout, bool) and timeout > 0,

@@ -609,8 +609,11 @@ class KubernetesExecutor(Executor):
             # Waiting on would only end in a timeout: the object says it failed.
             raise StepError(f"{described} failed: {failure}")
         holds, status = _condition_holds(condition, wait, live)
+        if not holds and _fields_hold(live, wait.get("fail_when")):
+            # An operator's status says its run ended without success.
+            raise StepError(f"{described} failed: {status}{_reported_error(live)}")
         if not holds:
-            raise StepPending(f"{described}: {status}", timeout)
+            raise StepPending(f"{described}: {status}", timeout, condition=condition)
         return f"{described}: {status}"
 
 
@@ -629,9 +632,12 @@ def _scrubbed(error, obj):
 
 def _failure_of(live):
     """Why ``live`` reports that it failed for good, or None: a Job's
-    ``Failed`` condition, a Deployment past its progress deadline."""
+    ``Failed`` condition, a Deployment past its progress deadline, a
+    VolumeSnapshot its controller could not take."""
     if not live:
         return None
+    if live.get("kind") == "VolumeSnapshot" and _get_path(live, "status.error"):
+        return _get_path(live, "status.error.message") or "the snapshot failed"
     conditions = (live.get("status") or {}).get("conditions") or []
     for condition in conditions:
         kind, status = condition.get("type"), condition.get("status")
@@ -649,6 +655,25 @@ def _failure_of(live):
     return None
 
 
+def _same(value, expected):
+    return value == expected or (value is not None and str(value) == str(expected))
+
+
+def _fields_hold(live, conditions):
+    """Every ``path: value`` of ``conditions`` holds on ``live`` (none: False)."""
+    if not live or not conditions:
+        return False
+    return all(
+        _same(_get_path(live, path), value) for path, value in conditions.items()
+    )
+
+
+def _reported_error(live):
+    """The message a VolumeSnapshot's controller left, if any."""
+    message = _get_path(live or {}, "status.error.message")
+    return f" ({message})" if message else ""
+
+
 def _condition_holds(condition, wait, live):
     if condition == "exists":
         return live is not None, "exists" if live else "does not exist yet"
@@ -660,7 +685,14 @@ def _condition_holds(condition, wait, live):
         return _rolled_out(live)
     value = _get_path(live, wait["path"])
     expected = wait["value"]
-    holds = value == expected or (value is not None and str(value) == str(expected))
+    unmatched = [
+        f"{path} is {_get_path(live, path)!r} (waiting for {wanted!r})"
+        for path, wanted in (wait.get("match") or {}).items()
+        if not _same(_get_path(live, path), wanted)
+    ]
+    if unmatched:
+        return False, "; ".join(unmatched)
+    holds = _same(value, expected)
     return holds, f"{wait['path']} is {value!r} (waiting for {expected!r})"
 
 
@@ -682,3 +714,84 @@ def _rolled_out(live):
     total = status.get("replicas", 0) or 0
     done = updated >= wanted and available >= wanted and total <= updated
     return done, f"{available}/{wanted} replicas available, {updated} updated"
+
+
+LOG_TAIL_LINES = 200
+MAX_EVENTS = 50
+
+
+def read_logs(client, namespace, selector=None, tail_lines=LOG_TAIL_LINES):
+    """What the pods of ``namespace`` (labelled ``selector``, if given)
+    printed last (per container, init containers first) and its recent events,
+    read now and never stored: {"pods": [...], "events": [...]}.
+
+    Raises ``StepError``/``TransientStepError``/``ClusterConnectionError`` as
+    a step would."""
+    core = k8s_client.CoreV1Api(client.client)
+    try:
+        pods = core.list_namespaced_pod(
+            namespace,
+            label_selector=format_labels(selector) if selector else None,
+            _request_timeout=REQUEST_TIMEOUT,
+        ).items
+        found = [_pod_logs(core, namespace, pod, tail_lines) for pod in pods]
+        events = core.list_namespaced_event(
+            namespace, _request_timeout=REQUEST_TIMEOUT
+        ).items
+    except urllib3.exceptions.HTTPError as error:
+        raise ClusterConnectionError(
+            f"the cluster cannot be reached: {_connection_cause(error)}"
+        ) from error
+    except k8s_client.ApiException as error:
+        raise _api_error(error, f"read the logs in namespace {namespace}") from error
+    return {"pods": found, "events": _recent_events(events)}
+
+
+def _pod_logs(core, namespace, pod, tail_lines):
+    spec = pod.spec
+    names = [c.name for c in (spec.init_containers or [])]
+    names += [c.name for c in spec.containers or []]
+    containers = []
+    for name in names:
+        try:
+            # Raw: the client would hand back the bytes' repr for text/plain.
+            response = core.read_namespaced_pod_log(
+                pod.metadata.name,
+                namespace,
+                container=name,
+                tail_lines=tail_lines,
+                _request_timeout=REQUEST_TIMEOUT,
+                _preload_content=False,
+            )
+            text = response.data.decode("utf-8", errors="replace")
+        except k8s_client.ApiException as error:
+            # A container that never started has no log: say why, go on.
+            text = f"(no log: {_status_message(error)})"
+        containers.append({"name": name, "log": text or ""})
+    return {
+        "name": pod.metadata.name,
+        "phase": (pod.status.phase if pod.status else None) or "Unknown",
+        "containers": containers,
+    }
+
+
+def _recent_events(events):
+    def when(event):
+        moment = event.last_timestamp or event.event_time or event.first_timestamp
+        return moment.isoformat() if moment else ""
+
+    recent = sorted(events, key=when, reverse=True)[:MAX_EVENTS]
+    return [
+        {
+            "time": when(event),
+            "type": event.type or "",
+            "reason": event.reason or "",
+            "object": (
+                f"{event.involved_object.kind}/{event.involved_object.name}"
+                if event.involved_object
+                else ""
+            ),
+            "message": event.message or "",
+        }
+        for event in recent
+    ]

@@ -164,7 +164,14 @@ def _check_db_name(value, key):
         )
 
 
+def _check_flag(value, key):
+    if not isinstance(value, bool):
+        raise ValuesError(f"'{key}' is {value!r}: use true or false")
+
+
 VALUE_CHECKS = {
+    "filestore_snapshot": _check_flag,
+    "snapshot_class": _check_optional_name,
     "hostname": check_hostname,
     "dns_target": _check_dns_target,
     "image": _check_image,

@@ -1,0 +1,116 @@
+from odoo import api, fields, models
+
+BACKUP_KINDS = [
+    ("scheduled", "Scheduled"),
+    ("manual", "Manual"),
+    ("before_drop", "Before Drop"),
+    ("before_restore", "Before Restore"),
+]
+BACKUP_STATES = [
+    ("pending", "Pending"),
+    ("running", "Running"),
+    ("done", "Done"),
+    ("failed", "Failed"),
+]
+
+
+class EyrieBackup(models.Model):
+    """One backup of a deployment: its database by pgBackRest (PGO's manual
+    backup) and, for an Odoo, its filestore by a VolumeSnapshot. The record
+    stays when the deployment is dropped: a backup in a bucket outlives it."""
+
+    _name = "eyrie.backup"
+    _description = "Eyrie Backup"
+    _order = "id desc"
+    _rec_names_search = ["deployment_name", "label"]
+
+    deployment_id = fields.Many2one(
+        "eyrie.deployment", ondelete="set null", index=True, readonly=True
+    )
+    deployment_name = fields.Char(
+        required=True, readonly=True, help="Kept after the deployment is dropped."
+    )
+    deployment_type = fields.Char(readonly=True)
+    namespace = fields.Char(readonly=True)
+    cluster_id = fields.Many2one(
+        "eyrie.cluster", required=True, ondelete="restrict", readonly=True
+    )
+    company_id = fields.Many2one(
+        "res.company", readonly=True, index=True, ondelete="cascade"
+    )
+    user_id = fields.Many2one(
+        "res.users", string="Requested By", readonly=True, ondelete="set null"
+    )
+    kind = fields.Selection(BACKUP_KINDS, required=True, readonly=True)
+    state = fields.Selection(
+        BACKUP_STATES, default="pending", required=True, readonly=True, index=True
+    )
+    label = fields.Char(
+        readonly=True,
+        help="The value of PGO's pgbackrest-backup annotation that started it, "
+        "and the name of the filestore's VolumeSnapshot.",
+    )
+    job_id = fields.Many2one("eyrie.job", readonly=True, ondelete="set null")
+    repo = fields.Char(
+        string="pgBackRest Repository",
+        readonly=True,
+        help="repo1: the volume in the namespace; repo2: the scope's bucket.",
+    )
+    location = fields.Char(
+        readonly=True, help="Where the database backup is: the volume or s3://..."
+    )
+    filestore_snapshot = fields.Char(
+        readonly=True, help="The VolumeSnapshot of the Odoo filestore, if taken."
+    )
+    completed_at = fields.Datetime(readonly=True)
+    error_message = fields.Text(readonly=True)
+    holds = fields.Char(compute="_compute_holds")
+    restore_hint = fields.Text(compute="_compute_holds", string="How to Restore")
+
+    @api.depends("deployment_name", "kind", "completed_at", "create_date")
+    def _compute_display_name(self):
+        kinds = dict(BACKUP_KINDS)
+        for backup in self:
+            moment = backup.completed_at or backup.create_date
+            when = fields.Datetime.to_string(moment) if moment else ""
+            backup.display_name = (
+                f"{backup.deployment_name} · {kinds.get(backup.kind, '')} {when}"
+            )
+
+    @api.depends("filestore_snapshot", "repo", "location", "completed_at", "state")
+    def _compute_holds(self):
+        for backup in self:
+            parts = [self.env._("database (pgBackRest %s)", backup.repo or "?")]
+            if backup.filestore_snapshot:
+                parts.append(
+                    self.env._(
+                        "filestore (VolumeSnapshot %s)", backup.filestore_snapshot
+                    )
+                )
+            backup.holds = ", ".join(parts)
+            backup.restore_hint = backup._restore_hint()
+
+    def _restore_hint(self):
+        self.ensure_one()
+        if self.state != "done":
+            return False
+        when = fields.Datetime.to_string(self.completed_at)
+        if self.deployment_id:
+            return self.env._(
+                "Restore on the deployment (Restore, this backup): the database "
+                "is restored to %(when)s UTC by PGO's in-place restore%(filestore)s, "
+                "then the deployment is redeployed.",
+                when=when,
+                filestore=self.env._(", the filestore from its snapshot")
+                if self.filestore_snapshot
+                else "",
+            )
+        return self.env._(
+            "The deployment is gone. The database backup is in %(location)s "
+            "(stanza db): a new PostgresCluster restores it with "
+            "spec.dataSource.pgbackrest, repo %(repo)s, options "
+            "--type=time --target='%(when)s+00'.",
+            location=self.location,
+            repo=self.repo,
+            when=when,
+        )

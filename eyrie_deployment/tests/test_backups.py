@@ -1,0 +1,398 @@
+import base64
+import json
+import xmlrpc.client
+
+from odoo.exceptions import UserError, ValidationError
+from odoo.tests import new_test_user
+
+from .common import ShippedScopeMixin
+from .kube_common import PGO, KubernetesCase, KubernetesRpcCase, OperatorsMixin
+
+SNAPSHOT = "snapshot.storage.k8s.io/v1"
+BUCKET = {
+    "backup_target": "s3",
+    "backup_s3_bucket": "eyrie-backups",
+    "backup_s3_endpoint": "s3.eu-west-1.amazonaws.com",
+    "backup_s3_region": "eu-west-1",
+    "backup_s3_key_id": "AKIAEYRIETEST",
+    "backup_s3_secret_key": "k3y-s3cr3t-value",
+}
+
+
+class TestBackups(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
+    """Backups, restores and the final backup before drop, with the shipped
+    books, against the emulated API (PGO and the snapshot controller played)."""
+
+    def _pg(self, namespace):
+        return self.emulator.get(PGO, "PostgresCluster", "db", namespace=namespace)
+
+    def _deployed_odoo(self, name="shop", scope=None):
+        deployment = self._create(name, scope_id=(scope or self.shipped).id)
+        self._run(deployment, "deploy")
+        self.assertEqual(deployment.state, "deploy")
+        return deployment
+
+    def _bucket_scope(self, **vals):
+        return self.env["eyrie.scope"].create(
+            {
+                "name": f"Bucket {len(vals)}",
+                "cluster_id": self.cluster.id,
+                "domain": "preview.example.com",
+                "allow_drop": True,
+            }
+            | BUCKET
+            | vals
+        )
+
+    # -- backup ------------------------------------------------------------
+
+    def test_backup_of_an_odoo(self):
+        shop = self._deployed_odoo()
+        self._run(shop, "backup")
+        backup = shop.backup_ids
+        self.assertEqual(len(backup), 1)
+        self.assertEqual((backup.kind, backup.state), ("manual", "done"))
+        self.assertEqual((shop.repository_state, shop.state), ("deploy", "deploy"))
+        cluster = self._pg("shop")
+        annotations = cluster["metadata"]["annotations"]
+        self.assertEqual(
+            annotations["postgres-operator.crunchydata.com/pgbackrest-backup"],
+            backup.label,
+        )
+        self.assertEqual(
+            cluster["spec"]["backups"]["pgbackrest"]["manual"],
+            {"repoName": "repo1", "options": ["--type=full"]},
+        )
+        snapshot = self.emulator.get(
+            SNAPSHOT, "VolumeSnapshot", f"filestore-{backup.label}", namespace="shop"
+        )
+        self.assertEqual(
+            snapshot["spec"]["source"], {"persistentVolumeClaimName": "odoo-filestore"}
+        )
+        self.assertEqual(
+            snapshot["metadata"]["labels"]["eyrie.io/deployment"], str(shop.id)
+        )
+        self.assertEqual(backup.filestore_snapshot, f"filestore-{backup.label}")
+        self.assertIn("filestore (VolumeSnapshot", backup.holds)
+        self.assertIn("Restore on the deployment", backup.restore_hint)
+        self.assertIn(f"Backup {backup.display_name} done.", self._messages(shop))
+
+    def test_backup_of_a_paused_deployment_starts_and_stops_its_database(self):
+        shop = self._deployed_odoo()
+        self._run(shop, "pause")
+        self.assertIs(self._pg("shop")["spec"]["shutdown"], True)
+        self._run(shop, "backup")
+        self.assertEqual(shop.backup_ids.state, "done")
+        self.assertEqual((shop.repository_state, shop.state), ("pause", "pause"))
+        log = shop.backup_ids.job_id.log
+        self.assertIn("Start the paused database", log)
+        self.assertIn("Shut the paused database down again", log)
+        self.assertIs(self._pg("shop")["spec"]["shutdown"], True)
+
+    def test_failed_backup_keeps_the_deployment_as_it_was(self):
+        shop = self._deployed_odoo()
+        shop.action_backup()
+        self._settle(between_rounds=lambda _r: self.emulator.play_operators(True))
+        backup = shop.backup_ids
+        self.assertEqual(backup.state, "failed")
+        self.assertIn(
+            "PostgresCluster db in namespace shop failed", backup.error_message
+        )
+        self.assertEqual((shop.repository_state, shop.state), ("deploy", "deploy"))
+        self.assertIn("The backup failed", shop.error_message)
+
+    def test_backup_refused_in_draft_and_for_a_shared_database(self):
+        draft = self._create("draft-shop")
+        with self.assertRaisesMessage(UserError, "only a deployed or paused"):
+            draft.action_backup()
+        db = self._create("shared-db", "pgo")
+        self._run(db, "deploy")
+        shared = self._create(
+            "on-shared", database_mode="shared", database_deployment_id=db.id
+        )
+        self._run(shared, "deploy")
+        with self.assertRaisesMessage(UserError, "whose backups hold it"):
+            shared.action_backup()
+        self.assertFalse(shared.backup_ids)
+
+    def test_pgo_backup_and_schedules_in_the_spec(self):
+        db = self._create("pg-main", "pgo")
+        self._run(db, "deploy")
+        repo = self._pg("pg-main")["spec"]["backups"]["pgbackrest"]["repos"][0]
+        self.assertEqual(repo["name"], "repo1")
+        self.assertEqual(
+            repo["schedules"], {"full": "0 1 * * 0", "incremental": "0 1 * * 1-6"}
+        )
+        self._run(db, "backup")
+        self.assertEqual(db.backup_ids.state, "done")
+        self.assertNotIn("filestore", db.backup_ids.holds)
+
+    # -- bucket target and final backup before drop ---------------------------
+
+    def test_bucket_target_reaches_the_cluster_without_leaking_keys(self):
+        scope = self._bucket_scope()
+        self.assertTrue(scope.backup_before_drop)
+        shop = self._deployed_odoo("bucket-shop", scope)
+        pgbackrest = self._pg("bucket-shop")["spec"]["backups"]["pgbackrest"]
+        self.assertEqual(
+            pgbackrest["repos"][0]["s3"],
+            {
+                "bucket": "eyrie-backups",
+                "endpoint": "s3.eu-west-1.amazonaws.com",
+                "region": "eu-west-1",
+            },
+        )
+        self.assertEqual(
+            pgbackrest["global"]["repo2-path"], f"/eyrie/bucket-shop-{shop.id}"
+        )
+        secret = self.emulator.get(
+            "v1", "Secret", "pgbackrest-s3", namespace="bucket-shop"
+        )
+        conf = base64.b64decode(secret["data"]["s3.conf"]).decode()
+        self.assertEqual(
+            conf,
+            "[global]\nrepo2-s3-key=AKIAEYRIETEST\n"
+            "repo2-s3-key-secret=k3y-s3cr3t-value\n",
+        )
+        text = "\n".join(f"{job.log}\n{job.values}" for job in shop.job_ids)
+        self.assertNotIn("k3y-s3cr3t-value", text)
+        self.assertNotIn("AKIAEYRIETEST", text)
+
+    def test_drop_takes_a_final_backup_that_outlives_the_deployment(self):
+        scope = self._bucket_scope()
+        shop = self._deployed_odoo("final-shop", scope)
+        shop_id = shop.id
+        self._run(shop, "drop")
+        self.assertFalse(shop.exists())
+        self.assertIsNone(self.emulator.get("v1", "Namespace", "final-shop"))
+        backup = self.env["eyrie.backup"].search(
+            [("deployment_name", "=", "final-shop")]
+        )
+        self.assertEqual((backup.kind, backup.state), ("before_drop", "done"))
+        self.assertFalse(backup.deployment_id)
+        self.assertEqual(
+            backup.location, f"s3://eyrie-backups/eyrie/final-shop-{shop_id}"
+        )
+        self.assertIn("The deployment is gone", backup.restore_hint)
+        self.assertIn("s3://eyrie-backups", backup.restore_hint)
+
+    def test_drop_whose_final_backup_fails_drops_nothing(self):
+        scope = self._bucket_scope()
+        shop = self._deployed_odoo("safe-shop", scope)
+        shop.action_drop()
+        self.assertEqual(shop.state, "backing_up")
+        self._settle(between_rounds=lambda _r: self.emulator.play_operators(True))
+        self.assertTrue(shop.exists())
+        self.assertEqual((shop.repository_state, shop.state), ("deploy", "deploy"))
+        self.assertIn(
+            "Not dropped: the final backup before drop failed", shop.error_message
+        )
+        self.assertEqual(self._job(shop, "drop").state, "cancelled")
+        self.assertIsNotNone(self.emulator.get("v1", "Namespace", "safe-shop"))
+        self.assertIsNotNone(self._pg("safe-shop"))
+        self.assertEqual(shop.backup_ids.state, "failed")
+
+    def test_backup_before_drop_needs_a_bucket(self):
+        with self.assertRaisesMessage(ValidationError, "needs a bucket target"):
+            self.shipped.backup_before_drop = True
+        with self.assertRaisesMessage(ValidationError, "'Bucket' must be"):
+            self._bucket_scope(backup_s3_bucket="Not A Bucket")
+        with self.assertRaisesMessage(ValidationError, "without spaces or line breaks"):
+            self._bucket_scope(backup_s3_secret_key="two\nlines")
+        with self.assertRaisesMessage(ValidationError, "is not a cron schedule"):
+            self.shipped.backup_full_schedule = "every sunday"
+
+    # -- restore -------------------------------------------------------------
+
+    def test_restore_to_a_backup_then_redeploy(self):
+        shop = self._deployed_odoo("restore-shop")
+        self._run(shop, "backup")
+        backup = shop.backup_ids
+        shop.action_restore(backup_id=backup.id)
+        self.assertEqual(shop.state, "restoring")
+        self._settle(between_rounds=self._play_operators)
+        self.assertEqual((shop.repository_state, shop.state), ("deploy", "deploy"))
+        restore = self._job(shop, "restore")
+        self.assertEqual(restore.state, "done")
+        spec = self._pg("restore-shop")["spec"]["backups"]["pgbackrest"]["restore"]
+        target = json.loads(restore.values)["restore_target"]
+        self.assertEqual(
+            spec,
+            {
+                "enabled": False,
+                "repoName": "repo1",
+                "options": ["--type=time", f'--target="{target}"'],
+            },
+        )
+        self.assertTrue(target.startswith(str(backup.completed_at)))
+        volume = self.emulator.get(
+            "v1", "PersistentVolumeClaim", "odoo-filestore", namespace="restore-shop"
+        )
+        self.assertEqual(
+            volume["spec"]["dataSource"]["name"], backup.filestore_snapshot
+        )
+        odoo = self.emulator.get(
+            "apps/v1", "Deployment", "odoo", namespace="restore-shop"
+        )
+        self.assertEqual(odoo["spec"]["replicas"], 1)
+        self.assertIn(f"Restored to {backup.completed_at}", self._messages(shop))
+
+    def test_restore_needs_a_point_it_can_reach(self):
+        shop = self._deployed_odoo("pitr-shop")
+        with self.assertRaisesMessage(UserError, "either a backup or a point in time"):
+            shop.action_restore()
+        with self.assertRaisesMessage(
+            UserError, "no backup of this deployment finished"
+        ):
+            shop.action_restore(target_time="2026-01-01 00:00:00")
+        with self.assertRaisesMessage(UserError, "is not a date and time"):
+            shop.action_restore(target_time="yesterday")
+        with self.assertRaisesMessage(UserError, "is not a finished backup"):
+            shop.action_restore(backup_id=999999)
+        self.assertFalse(self._job(shop, "restore"))
+        self.assertEqual(shop.state, "deploy")
+
+    def test_restore_wizard_asks_for_confirmation(self):
+        shop = self._deployed_odoo("wizard-shop")
+        self._run(shop, "backup")
+        wizard = self.env["eyrie.restore.wizard"].create(
+            {"deployment_id": shop.id, "backup_id": shop.backup_ids.id}
+        )
+        with self.assertRaisesMessage(UserError, "Tick 'I understand"):
+            wizard.action_restore()
+        self.assertFalse(self._job(shop, "restore"))
+        wizard.confirm = True
+        wizard.action_restore()
+        self.assertEqual(shop.state, "restoring")
+
+    def test_pgo_restore_refused_under_a_running_odoo(self):
+        db = self._create("busy-db", "pgo")
+        self._run(db, "deploy")
+        self._run(db, "backup")
+        shared = self._create(
+            "on-busy", database_mode="shared", database_deployment_id=db.id
+        )
+        self._run(shared, "deploy")
+        with self.assertRaisesMessage(UserError, "cannot be restored: Odoo deployment"):
+            db.action_restore(backup_id=db.backup_ids.id)
+
+    # -- logs ------------------------------------------------------------------
+
+    def test_logs_are_read_from_the_cluster(self):
+        shop = self._deployed_odoo("log-shop")
+        core = __import__("kubernetes").client.CoreV1Api(self.emulator.api_client())
+        core.create_namespaced_pod(
+            "log-shop",
+            {
+                "metadata": {"name": "odoo-abc"},
+                "spec": {
+                    "initContainers": [{"name": "prepare", "image": "odoo:18.0"}],
+                    "containers": [{"name": "odoo", "image": "odoo:18.0"}],
+                },
+            },
+        )
+        lines = "\n".join(f"INFO line {n}" for n in range(300))
+        self.emulator.set_logs("log-shop", "odoo-abc", "odoo", lines)
+        self.emulator.set_logs("log-shop", "odoo-abc", "prepare", "base installed")
+        core.create_namespaced_event(
+            "log-shop",
+            {
+                "metadata": {"name": "odoo-abc.1"},
+                "involvedObject": {"kind": "Pod", "name": "odoo-abc"},
+                "reason": "BackOff",
+                "type": "Warning",
+                "message": "Back-off restarting failed container",
+            },
+        )
+        found = shop.read_logs(tail_lines=20)
+        pod = found["pods"][0]
+        self.assertEqual([c["name"] for c in pod["containers"]], ["prepare", "odoo"])
+        self.assertEqual(pod["containers"][1]["log"].splitlines()[0], "INFO line 280")
+        self.assertEqual(len(pod["containers"][1]["log"].splitlines()), 20)
+        self.assertEqual(found["events"][0]["reason"], "BackOff")
+        text = shop.with_context(eyrie_read_logs=True).cluster_logs
+        self.assertIn("==> pod odoo-abc (Unknown), container odoo <==", text)
+        self.assertIn("Back-off restarting failed container", text)
+        self.assertIn("Use the Logs button", shop.cluster_logs)
+
+
+class TestBackupsXmlRpc(OperatorsMixin, KubernetesRpcCase):
+    """Backup, restore and logs as a plain user over XML-RPC; another user
+    is refused."""
+
+    LOGIN = "eyrie_backup_user"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.scope = cls.env["eyrie.scope"].create(
+            {
+                "name": "RPC backups",
+                "cluster_id": cls.cluster.id,
+                "domain": "preview.example.com",
+            }
+        )
+        cls.other = new_test_user(
+            cls.env,
+            login="eyrie_backup_other",
+            groups="eyrie_deployment.group_eyrie_user",
+        )
+
+    def _settle(self):
+        from .queue_jobs import resume_waiting_jobs, run_queue_jobs
+
+        for _round in range(30):
+            run_queue_jobs(self.env)
+            self.emulator.play_operators()
+            if not self.env["eyrie.job"].search(
+                [("state", "in", ("pending", "running"))]
+            ):
+                return
+            resume_waiting_jobs(self.env)
+        raise AssertionError("jobs still pending")
+
+    def _as_other(self, method, *args, **kwargs):
+        return self.xmlrpc_object.execute_kw(
+            self.env.cr.dbname,
+            self.other.id,
+            "eyrie_backup_other",
+            "eyrie.deployment",
+            method,
+            list(args),
+            kwargs,
+        )
+
+    def test_backup_restore_and_logs_over_xmlrpc(self):
+        shop = self.rpc(
+            "eyrie.deployment",
+            "create",
+            {"name": "rpc-shop", "deployment_type": "odoo", "scope_id": self.scope.id},
+        )
+        self.rpc("eyrie.deployment", "action_deploy", [shop])
+        self._settle()
+        self.rpc("eyrie.deployment", "action_backup", [shop])
+        self._settle()
+        backups = self.rpc(
+            "eyrie.backup",
+            "search_read",
+            [("deployment_id", "=", shop)],
+            ["state", "kind", "holds"],
+        )
+        self.assertEqual(
+            [(b["state"], b["kind"]) for b in backups], [("done", "manual")]
+        )
+        self.rpc(
+            "eyrie.deployment", "action_restore", [shop], backup_id=backups[0]["id"]
+        )
+        self._settle()
+        state = self.rpc("eyrie.deployment", "read", [shop], ["state"])[0]["state"]
+        self.assertEqual(state, "deploy")
+        logs = self.rpc("eyrie.deployment", "read_logs", [shop])
+        self.assertEqual(logs, {"pods": [], "events": []})
+        for method in ("read_logs", "action_backup", "action_restore"):
+            with (
+                self.subTest(method=method),
+                self.assertRaises(xmlrpc.client.Fault) as caught,
+            ):
+                self._as_other(method, [shop])
+            self.assertIn("doesn't have 'write' access", caught.exception.faultString)

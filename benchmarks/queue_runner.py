@@ -14,21 +14,31 @@ DUE = SQL(
 )
 
 
-def run_due_queue_jobs(env, on_run=None):
+def run_due_queue_jobs(env, on_run=None, one_pass=False):
     """Run the due Eyrie job queue jobs until none is due; ``on_run(job)``
-    is called with each eyrie.job before it runs. Returns how many ran."""
+    is called with each eyrie.job before it runs. Returns how many ran.
+
+    With ``one_pass``, a job that yields during the pass is left for the
+    next one, even once its delay has passed: with many waiting jobs a pass
+    can outlast their delay, and the caller would never get to play the
+    controllers they wait for."""
     # Imported once Odoo's addons path is configured (base_sparse_field).
     from odoo.addons.queue_job.controllers.main import RunJobController
 
     cr = env.cr
     ran = 0
+    due = DUE
+    if one_pass:
+        cr.execute("SELECT now() AT TIME ZONE 'UTC'")
+        started = cr.fetchone()[0]
+        due = SQL("%s AND (eta IS NULL OR eta <= %s)", DUE, started)
     while True:
         try:
             cr.execute(
                 SQL(
                     "SELECT uuid FROM queue_job WHERE %s ORDER BY priority, id "
                     "LIMIT 1 FOR UPDATE SKIP LOCKED",
-                    DUE,
+                    due,
                 ),
                 log_exceptions=False,
             )

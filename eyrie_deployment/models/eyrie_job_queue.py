@@ -51,8 +51,9 @@ class EyrieJobQueue(models.Model):
 
     def _on_queue_job_failed(self, exc_name=None, **_failure):
         """queue_job gave up on the queue job (concurrency errors that never
-        cleared): the job fails instead of staying in progress."""
-        for job in self.filtered(lambda j: j.state not in FINAL_STATES):
+        cleared): the job fails instead of staying in progress. A job
+        deleted meanwhile has nothing left to fail."""
+        for job in self.exists().filtered(lambda j: j.state not in FINAL_STATES):
             log = job.log.splitlines() if job.log else []
             job._finish(
                 "failed",

@@ -179,6 +179,19 @@ class TestJobRunner(EyrieCase):
         )
         self.assertEqual(deployment.state, "error")
 
+    def test_queue_job_given_up_on_a_deleted_job_ends_quietly(self):
+        deployment = self._make_deployment()
+        deployment.action_deploy()
+        initialize = deployment.job_ids.sorted("id")[:1]
+        job = Job.load(self.env, initialize.queue_job_uuid)
+        # Deleted behind the ORM's back (a partial restore, a clean-up
+        # script): queue_job still holds the queue job and gives up on it.
+        self.env.cr.execute("DELETE FROM eyrie_job WHERE id = %s", [initialize.id])
+        self.env.invalidate_all()
+        # Raised MissingError before: queue_job's own on-fail broke.
+        job.on_fail({"exc_name": "odoo.exceptions.MissingError"})
+        self.assertEqual(deployment.state, "initializing")
+
     def test_upgrade_queues_what_the_old_runner_would_have_run(self):
         first = self._make_deployment("first")
         chained = self._make_deployment("chained")

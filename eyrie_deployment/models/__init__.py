@@ -3,6 +3,7 @@ from . import eyrie_deployment_book
 from . import eyrie_deployment_book_step
 from . import eyrie_scope
 from . import eyrie_scope_backup
+from . import eyrie_scope_clone
 from . import eyrie_deployment
 from . import eyrie_deployment_guards
 from . import eyrie_deployment_jobs
@@ -12,9 +13,11 @@ from . import eyrie_deployment_timer_cron
 from . import eyrie_deployment_odoo
 from . import eyrie_deployment_pgo
 from . import eyrie_deployment_backup
+from . import eyrie_deployment_clone
 from . import eyrie_deployment_logs
 from . import eyrie_backup
 from . import eyrie_restore_wizard
+from . import eyrie_clone_wizard
 from . import eyrie_job
 from . import eyrie_job_runner
 from . import eyrie_job_queue

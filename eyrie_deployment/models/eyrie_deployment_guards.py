@@ -21,6 +21,11 @@ LIFECYCLE_FIELDS = frozenset(
         "next_pause_at",
         "next_drop_at",
         "drop_warning_due_at",
+        # What a clone starts from: its database is read from that namespace.
+        "cloned_from_id",
+        "clone_backup_id",
+        "clone_target_time",
+        "clone_neutralize",
     }
 )
 BOOK_FIELDS = frozenset(f"deployment_{action}_book_id" for action in BOOK_ACTIONS)

@@ -233,6 +233,11 @@ class EyrieDeployment(models.Model):
         handler = getattr(self, f"_on_{job.action}_failed", None)
         if handler:
             return handler(job)
+        return self._fail_as_error(job)
+
+    def _fail_as_error(self, job):
+        """The outcome of a failed job that no ``_on_<action>_failed``
+        handles: the deployment in error, saying why."""
         self._set_lifecycle(state="error", error_message=job.error_message)
         self.message_post(
             body=self.env._(

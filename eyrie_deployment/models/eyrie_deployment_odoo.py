@@ -1,4 +1,5 @@
 import ipaddress
+import json
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
@@ -31,6 +32,8 @@ ODOO_DEFAULT_VALUES = {
     # the cluster's default one).
     "filestore_snapshot": True,
     "snapshot_class": "",
+    # The scope's Mail Catcher (Mailpit) runs this image.
+    "mail_catcher_image": "axllent/mailpit:v1.27",
 }
 # Keys an Odoo deployment accepts beyond its defaults (derived when unset).
 ODOO_OPTIONAL_KEYS = frozenset({"hostname", "dns_target", "db_name"})
@@ -230,6 +233,50 @@ class EyrieDeploymentOdoo(models.Model):
         backup, target = self._restore_point(backup_id, target_time)
         return self._start_restore(backup, target, self._odoo_values())
 
+    @api.private
+    def odoo_action_clone(
+        self, scope_id=None, name=None, backup_id=None, neutralize=True, created=None
+    ):
+        self._odoo_check_own_database("be cloned")
+        scope = self._clone_scope(scope_id)
+        backup = self._clone_backup(backup_id)
+        self._odoo_check_clone_source_readable()
+        source_values = self._odoo_values(need_hostname=False)
+        values = json.loads(self.values) if self.values else {}
+        # The clone is served under a name of its own, and its database keeps
+        # the name it has in the source's backup.
+        for key in ("hostname", "dns_target"):
+            values.pop(key, None)
+        values["db_name"] = source_values["db_name"]
+        clone = self._create_clone(scope, name, backup, neutralize, values)
+        clone._run_action("deploy", trigger="user")
+        self.message_post(
+            body=self.env._(
+                "Cloned into %(clone)s (%(data)s).",
+                clone=clone.name,
+                data=backup.display_name
+                if backup
+                else self.env._("its data as it is now"),
+            )
+        )
+        if created is not None:
+            created.append(clone)
+        return clone
+
+    def _odoo_check_clone_source_readable(self):
+        # PGO restores the clone through the repository host of this
+        # deployment's cluster, which a paused cluster has shut down; a bucket
+        # is read directly.
+        if self.repository_state == "pause" and self.scope_id.backup_target != "s3":
+            raise UserError(
+                self.env._(
+                    "Deployment %(name)s cannot be cloned while paused: its backups "
+                    "are on a volume of its database cluster, which is shut down. "
+                    "Deploy (resume) it first.",
+                    name=self.name,
+                )
+            )
+
     def _odoo_check_own_database(self, verb):
         database = self.sudo().database_deployment_id
         if self.database_mode != "shared" or not database:
@@ -395,8 +442,9 @@ class EyrieDeploymentOdoo(models.Model):
         database = self.sudo().database_deployment_id
         shared = self.database_mode == "shared" and database
         db_namespace = database.namespace if shared else self.namespace
-        values = self._with_backup_values(values)
+        values = self._with_backup_values(values) | self._clone_values()
         values |= {
+            "mail_catcher": self.scope_id.mail_catcher,
             "database_mode": "shared" if shared else "own",
             "db_cluster": POSTGRES_CLUSTER_NAME,
             "db_namespace": db_namespace,

@@ -1,4 +1,5 @@
 from . import test_backups
+from . import test_clones
 from . import test_concurrency
 from . import test_default_books
 from . import test_dispatch

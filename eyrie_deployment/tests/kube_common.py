@@ -2,7 +2,7 @@ from odoo.tests import HttpCase, get_db_name, new_test_user
 
 from .common import EyrieCase
 from .kube_emulator import EmulatedCluster
-from .queue_jobs import resume_waiting_jobs
+from .queue_jobs import resume_waiting_jobs, run_queue_jobs
 
 PGO = "postgres-operator.crunchydata.com/v1beta1"
 DNS = "externaldns.k8s.io/v1alpha1"
@@ -88,6 +88,18 @@ class KubernetesRpcCase(HttpCase):
         return self.xmlrpc_object.execute_kw(
             get_db_name(), self.user.id, self.LOGIN, model, method, list(args), kwargs
         )
+
+    def _settle_played(self):
+        """Run the jobs the calls queued to their end, the operators played."""
+        for _round in range(30):
+            run_queue_jobs(self.env)
+            self.emulator.play_operators()
+            if not self.env["eyrie.job"].search(
+                [("state", "in", ("pending", "running"))]
+            ):
+                return
+            resume_waiting_jobs(self.env)
+        raise AssertionError("jobs still pending")
 
 
 class OperatorsMixin:

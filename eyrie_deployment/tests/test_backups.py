@@ -338,19 +338,6 @@ class TestBackupsXmlRpc(OperatorsMixin, KubernetesRpcCase):
             groups="eyrie_deployment.group_eyrie_user",
         )
 
-    def _settle(self):
-        from .queue_jobs import resume_waiting_jobs, run_queue_jobs
-
-        for _round in range(30):
-            run_queue_jobs(self.env)
-            self.emulator.play_operators()
-            if not self.env["eyrie.job"].search(
-                [("state", "in", ("pending", "running"))]
-            ):
-                return
-            resume_waiting_jobs(self.env)
-        raise AssertionError("jobs still pending")
-
     def _as_other(self, method, *args, **kwargs):
         return self.xmlrpc_object.execute_kw(
             self.env.cr.dbname,
@@ -369,9 +356,9 @@ class TestBackupsXmlRpc(OperatorsMixin, KubernetesRpcCase):
             {"name": "rpc-shop", "deployment_type": "odoo", "scope_id": self.scope.id},
         )
         self.rpc("eyrie.deployment", "action_deploy", [shop])
-        self._settle()
+        self._settle_played()
         self.rpc("eyrie.deployment", "action_backup", [shop])
-        self._settle()
+        self._settle_played()
         backups = self.rpc(
             "eyrie.backup",
             "search_read",
@@ -384,7 +371,7 @@ class TestBackupsXmlRpc(OperatorsMixin, KubernetesRpcCase):
         self.rpc(
             "eyrie.deployment", "action_restore", [shop], backup_id=backups[0]["id"]
         )
-        self._settle()
+        self._settle_played()
         state = self.rpc("eyrie.deployment", "read", [shop], ["state"])[0]["state"]
         self.assertEqual(state, "deploy")
         logs = self.rpc("eyrie.deployment", "read_logs", [shop])

@@ -196,6 +196,122 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
                     server.kill()
                     server.wait()
 
+    def _odoo(self, pg, config, password, command, *args):
+        """This machine's Odoo 18.0 CLI on the private cluster (as role odoo):
+        ``odoo <command> <options> <args>``."""
+        return subprocess.run(
+            [sys.executable, "-m", "odoo", command, "-c", config]
+            + ["--db_host", pg.host, "--db_port", str(pg.port)]
+            + ["--db_user", "odoo", "--db_password", password, *args],
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=600,
+        )
+
+    def test_clone_preparation_neutralizes_a_copied_database_for_real(self):
+        source = self._create("real-prod")
+        self.shipped.mail_catcher = True
+        # As action_clone makes it: the copy keeps the source's database name.
+        clone = self._create("real-staging", values='{"db_name": "real-prod"}')
+        clone.sudo().write({"cloned_from_id": source.id, "clone_neutralize": True})
+        clone._ensure_credentials(("admin_password", "db_password"))
+        initialize = self._rendered(clone, "initialize")
+        secrets = {
+            name: self._decoded(obj)
+            for (kind, name), obj in initialize.items()
+            if kind == "Secret"
+        }
+        job = initialize["Job", "odoo-clone"]["spec"]["template"]["spec"]
+        container = job["containers"][0]
+        password = secrets["odoo"]["db-password"]
+        # Two database clusters, as the source and the clone each have one.
+        with PrivatePostgres() as pg, PrivatePostgres() as clone_pg:
+            pg.create_role("odoo", password)
+            clone_pg.create_role("odoo", password)
+            config = self._image_config(free_port())
+            # The source: a real Odoo database with an outgoing mail server.
+            made = self._odoo(
+                pg, config, password, "server", "-d", "real-prod", "-i", "base",
+                "--stop-after-init", "--no-http",
+            )  # fmt: skip
+            self.assertEqual(made.returncode, 0, made.stderr[-3000:])
+            pg.execute(
+                "INSERT INTO ir_mail_server (name, smtp_host, smtp_port, "
+                "smtp_encryption, smtp_authentication, active, sequence) "
+                "VALUES ('Production', 'smtp.acme.example', 587, 'starttls', "
+                "'login', true, 1)",
+                user="odoo",
+                password=password,
+                dbname="real-prod",
+            )
+            # Its copy in the clone's cluster, by Odoo's own dump and load
+            # (by pgBackRest in a Kubernetes cluster).
+            dump = os.path.join(self.root, "real-prod.zip")
+            dumped = self._odoo(pg, config, password, "db", "dump", "real-prod", dump)
+            self.assertEqual(dumped.returncode, 0, dumped.stderr[-3000:])
+            loaded = self._odoo(
+                clone_pg, config, password, "db", "load", "real-prod", dump
+            )
+            self.assertEqual(loaded.returncode, 0, loaded.stderr[-3000:])
+
+            # The clone's preparation Job, as the image runs it, on the copy.
+            self._write_scripts(initialize["ConfigMap", "odoo-clone-scripts"])
+            env = self._pod_env(container, secrets, clone_pg) | {"ODOO_RC": config}
+            script = container["command"][1].replace("/eyrie/", f"{self.root}/eyrie/")
+            prepared = subprocess.run(
+                [container["command"][0], script, *self._mounted(container["args"])],
+                env=env,
+                capture_output=True,
+                check=False,
+                text=True,
+                timeout=600,
+            )
+            self.assertEqual(prepared.returncode, 0, prepared.stderr[-3000:])
+
+            def query(cluster, text):
+                return cluster.execute(
+                    text, user="odoo", password=password, dbname="real-prod"
+                )
+
+            clone_db, source_db = clone_pg, pg
+            self.assertEqual(
+                query(clone_db, "SELECT value FROM ir_config_parameter "
+                      "WHERE key = 'database.is_neutralized'"),
+                [("true",)],
+            )  # fmt: skip
+            # No mail leaves: the production server is off, the one left
+            # active sends to the namespace's Mailpit.
+            self.assertEqual(
+                query(clone_db, "SELECT smtp_host, active FROM ir_mail_server "
+                      "ORDER BY smtp_host"),
+                [("mailpit", True), ("smtp.acme.example", False)],
+            )  # fmt: skip
+            active_crons = query(
+                clone_db,
+                "SELECT d.name FROM ir_cron c LEFT JOIN ir_model_data d ON "
+                "d.model = 'ir.cron' AND d.res_id = c.id WHERE c.active",
+            )
+            self.assertEqual(active_crons, [("autovacuum_job",)])
+            # The source is untouched; its crons run.
+            self.assertEqual(
+                query(source_db, "SELECT active FROM ir_mail_server"), [(True,)]
+            )
+            self.assertGreater(
+                query(source_db, "SELECT count(*) FROM ir_cron WHERE active")[0][0], 1
+            )
+            # The clone's admin password is its own, not the source's.
+            from passlib.context import CryptContext
+
+            stored = query(
+                clone_db, "SELECT password FROM res_users WHERE login = 'admin'"
+            )[0][0]
+            self.assertTrue(
+                CryptContext(["pbkdf2_sha512"]).verify(
+                    clone.sudo().credentials["admin_password"], stored
+                )
+            )
+
     def test_shared_database_drop_job_drops_the_database(self):
         db = self._create("real-pg", "pgo")
         db._ensure_credentials(("pguser_odoo",))

@@ -87,6 +87,38 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
         )
         self.assertEqual(custom, ["DNSEndpoint", "PostgresCluster"])
 
+    def test_odoo_clone_with_a_mail_catcher(self):
+        self.shipped.mail_catcher = True
+        source = self._create("schema-source", "odoo")
+        clone = self._create("schema-clone", "odoo", values=json.dumps(OPTIONAL_VALUES))
+        clone.sudo().write({"cloned_from_id": source.id, "clone_neutralize": True})
+        clone._ensure_credentials(("admin_password", "db_password"))
+        validated, custom = self._validate_all(clone, clone._odoo_values())
+        self.assertEqual(
+            validated,
+            [
+                "ConfigMap",
+                # the clone's preparation
+                "ConfigMap",
+                "Deployment",
+                # Mailpit
+                "Deployment",
+                "Ingress",
+                "Job",
+                "Namespace",
+                "PersistentVolumeClaim",
+                "Secret",
+                "Secret",
+                "Secret",
+                "Secret",
+                # Mailpit's login
+                "Secret",
+                "Service",
+                "Service",
+            ],
+        )
+        self.assertEqual(custom, ["DNSEndpoint", "PostgresCluster"])
+
     def test_odoo_shared_database_with_an_address_record(self):
         db = self._create("schema-db", "pgo", values=json.dumps({"users": ["odoo"]}))
         db._ensure_credentials(("pguser_odoo",))

@@ -1,0 +1,224 @@
+import json
+
+from odoo import fields, models
+from odoo.exceptions import UserError
+
+from .eyrie_deployment import REPOSITORY_STATES
+
+
+class EyrieDeployment(models.Model):
+    """Clones: a new deployment of the same type whose data starts from a
+    backup of this one (or from it as it is now). A type implements
+    ``<type>_action_clone`` with ``_create_clone``; the clone's first deploy
+    reads where it starts from in ``_clone_values``."""
+
+    _inherit = "eyrie.deployment"
+
+    cloned_from_id = fields.Many2one(
+        "eyrie.deployment",
+        readonly=True,
+        copy=False,
+        ondelete="set null",
+        index="btree_not_null",
+    )
+    clone_backup_id = fields.Many2one(
+        "eyrie.backup",
+        string="Clone of Backup",
+        readonly=True,
+        copy=False,
+        ondelete="set null",
+        help="The backup of the source whose data this clone started from; "
+        "empty: the source as it was when the clone started.",
+    )
+    clone_target_time = fields.Datetime(
+        string="Data As Of",
+        readonly=True,
+        copy=False,
+        help="The moment (UTC) of the source's data that this clone starts from.",
+    )
+    clone_neutralize = fields.Boolean(
+        string="Neutralized",
+        readonly=True,
+        copy=False,
+        help="The clone ran 'odoo neutralize' before it took traffic.",
+    )
+    clone_ids = fields.One2many("eyrie.deployment", "cloned_from_id", string="Clones")
+
+    # ------------------------------------------------------------------
+    # Public action (form button, XML-RPC)
+    # ------------------------------------------------------------------
+
+    def action_clone(self, scope_id=None, name=None, backup_id=None, neutralize=True):
+        """Duplicate with data: a new deployment in scope ``scope_id``
+        (default: this one's), named ``name``, whose data starts from backup
+        ``backup_id`` of this deployment (default: this deployment as it is
+        now). Neutralized before it takes traffic where the scope requires
+        it or ``neutralize`` asks. Returns the clone's form action."""
+        self.ensure_one()
+        clones = []
+        self._run_action(
+            "clone",
+            trigger="user",
+            scope_id=scope_id,
+            name=name,
+            backup_id=backup_id,
+            neutralize=neutralize,
+            created=clones,
+        )
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": "eyrie.deployment",
+            "res_id": clones[0].id,
+            "view_mode": "form",
+            "target": "current",
+        }
+
+    def action_open_clone(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Duplicate %s with data", self.name),
+            "res_model": "eyrie.clone.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_source_id": self.id},
+        }
+
+    # ------------------------------------------------------------------
+    # Checks and building blocks for the types
+    # ------------------------------------------------------------------
+
+    def _check_action_allowed(self, verb):
+        result = super()._check_action_allowed(verb)
+        if verb == "clone" and self.repository_state not in ("deploy", "pause"):
+            raise UserError(
+                self.env._(
+                    "Deployment %(name)s cannot be cloned: it is in phase "
+                    "%(phase)s; only a deployed or paused deployment has data to "
+                    "clone.",
+                    name=self.name,
+                    phase=dict(REPOSITORY_STATES)[self.repository_state],
+                )
+            )
+        return result
+
+    def _clone_scope(self, scope_id):
+        """The scope a clone goes to, checked: one the caller may use, on
+        this deployment's cluster (the data is copied inside the cluster)."""
+        self.ensure_one()
+        scope = self.scope_id
+        if scope_id:
+            scope = self.env["eyrie.scope"].browse(int(scope_id)).exists()
+            if not scope:
+                raise UserError(
+                    self.env._(
+                        "Clone of %(name)s: scope %(scope)s does not exist.",
+                        name=self.name,
+                        scope=scope_id,
+                    )
+                )
+            # The caller's own rights: a user clones only into scopes of theirs.
+            scope.check_access("read")
+        if scope.cluster_id != self.cluster_id:
+            raise UserError(
+                self.env._(
+                    "Clone of %(name)s: scope %(scope)s is on cluster %(cluster)s, "
+                    "but the data of %(name)s is on cluster %(home)s. Choose a "
+                    "scope on %(home)s.",
+                    name=self.name,
+                    scope=scope.name,
+                    cluster=scope.cluster_id.name,
+                    home=self.cluster_id.name,
+                )
+            )
+        return scope
+
+    def _clone_backup(self, backup_id):
+        self.ensure_one()
+        if not backup_id:
+            return self.env["eyrie.backup"]
+        backup = (
+            self.env["eyrie.backup"]
+            .sudo()
+            .search(
+                [
+                    ("id", "=", int(backup_id)),
+                    ("deployment_id", "=", self.id),
+                    ("state", "=", "done"),
+                ]
+            )
+        )
+        if not backup:
+            raise UserError(
+                self.env._(
+                    "Clone of %(name)s: backup %(backup)s is not a finished backup "
+                    "of this deployment. Choose one of its Backups, or none to "
+                    "clone it as it is now.",
+                    name=self.name,
+                    backup=backup_id,
+                )
+            )
+        return backup
+
+    def _create_clone(self, scope, name, backup, neutralize, values):
+        """The clone record, created with the caller's rights (their scope,
+        their deployment), then told where it starts from. ``values``: its
+        own values (a dict)."""
+        self.ensure_one()
+        name = (name or "").strip() or self.env._("%s (clone)", self.name)
+        if scope.neutralize_clones and not neutralize:
+            raise UserError(
+                self.env._(
+                    "Clone of %(name)s: scope %(scope)s requires clones to be "
+                    "neutralized. Keep 'Neutralize' on, or choose another scope.",
+                    name=self.name,
+                    scope=scope.name,
+                )
+            )
+        clone = self.create(
+            {
+                "name": name,
+                "deployment_type": self.deployment_type,
+                "scope_id": scope.id,
+                "values": json.dumps(values, indent=2, sort_keys=True),
+            }
+        )
+        clone.sudo().write(
+            {
+                "cloned_from_id": self.id,
+                "clone_backup_id": backup.id,
+                "clone_target_time": backup.completed_at or False,
+                "clone_neutralize": bool(neutralize or scope.neutralize_clones),
+            }
+        )
+        return clone
+
+    def _clone_values(self):
+        """What the books of a clone that was never deployed need: where its
+        data comes from. False for any other deployment."""
+        self.ensure_one()
+        source = self.sudo().cloned_from_id
+        if not source or self.repository_state not in ("draft", "initialize"):
+            return {"clone": False}
+        target = self.clone_target_time
+        return {
+            "clone": {
+                "source_namespace": source.namespace,
+                "repo": source.scope_id._backup_repo_name(),
+                "target_time": fields.Datetime.to_string(target) + "+00"
+                if target
+                else "",
+                "neutralize": self.clone_neutralize,
+            }
+        }
+
+    def _on_initialize_failed(self, job):
+        if not self.cloned_from_id:
+            return self._fail_as_error(job)
+        message = self.env._(
+            "The clone was not started: %(error)s Its Odoo was never scaled up, "
+            "so nothing was served. Deploy it again to retry, or drop it.",
+            error=job.error_message,
+        )
+        self._set_lifecycle(state="error", error_message=message)
+        self.message_post(body=message)

@@ -1,0 +1,339 @@
+import base64
+import xmlrpc.client
+
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import new_test_user
+
+from .common import ShippedScopeMixin
+from .kube_common import PGO, KubernetesCase, KubernetesRpcCase, OperatorsMixin
+
+JOB_FAILED = {
+    "failed": 1,
+    "conditions": [
+        {
+            "type": "Failed",
+            "status": "True",
+            "reason": "BackoffLimitExceeded",
+            "message": "Job has reached the specified backoff limit",
+        }
+    ],
+}
+
+
+class TestClones(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
+    """Duplicate with data, neutralization and the mail catcher, with the
+    shipped books, against the emulated API (PGO's clone and the preparation
+    Job played)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.staging = cls.env["eyrie.scope"].create(
+            {
+                "name": "Staging",
+                "cluster_id": cls.cluster.id,
+                "domain": "staging.example.com",
+                "allow_drop": True,
+            }
+        )
+
+    def _deployed_odoo(self, name="prod", **vals):
+        deployment = self._create(name, **vals)
+        self._run(deployment, "deploy")
+        self.assertEqual(deployment.state, "deploy", deployment.error_message)
+        return deployment
+
+    def _clone(self, source, **kwargs):
+        action = source.action_clone(**kwargs)
+        return self.env["eyrie.deployment"].browse(action["res_id"])
+
+    def _get(self, kind, name, namespace, api_version="v1"):
+        return self.emulator.get(api_version, kind, name, namespace=namespace)
+
+    def test_clone_starts_from_the_source_and_is_neutralized_before_it_serves(self):
+        prod = self._deployed_odoo(values='{"workers": 4, "hostname": "shop.acme.io"}')
+        clone = self._clone(prod, scope_id=self.staging.id, name="prod-staging")
+        self.assertEqual(clone.state, "initializing")
+        self._settle(between_rounds=self._play_operators)
+        self.assertEqual((clone.repository_state, clone.state), ("deploy", "deploy"))
+        self.assertEqual(clone.scope_id, self.staging)
+        self.assertEqual(clone.cloned_from_id, prod)
+        self.assertTrue(clone.clone_neutralize)
+        self.assertEqual(clone.user_id, self.env.user)
+        cluster = self.emulator.get(
+            PGO, "PostgresCluster", "db", namespace="prod-staging"
+        )
+        self.assertEqual(
+            cluster["spec"]["dataSource"],
+            {
+                "postgresCluster": {
+                    "clusterName": "db",
+                    "clusterNamespace": "prod",
+                    "repoName": "repo1",
+                }
+            },
+        )
+        scripts = self._get("ConfigMap", "odoo-clone-scripts", "prod-staging")
+        script = scripts["data"]["prepare_clone.sh"]
+        self.assertIn('/entrypoint.sh odoo neutralize "$@"', script)
+        job = self.emulator.get(
+            "batch/v1", "Job", "odoo-clone", namespace="prod-staging"
+        )
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        # The source's database name: the copy holds it under that name.
+        self.assertIn("--database=prod", container["args"])
+        # Its own values, served under its own name: not the source's hostname.
+        self.assertEqual(clone.hostname, "prod-staging.staging.example.com")
+        self.assertIn('"workers": 4', clone.values)
+        ingress = self._get(
+            "Ingress", "odoo", "prod-staging", api_version="networking.k8s.io/v1"
+        )
+        self.assertEqual(
+            ingress["spec"]["rules"][0]["host"], "prod-staging.staging.example.com"
+        )
+        # The preparation ran before the workload existed (initialize book).
+        log = clone.job_ids.filtered(lambda j: j.action == "initialize").log
+        self.assertIn("Clone: wait for its preparation", log)
+        self.assertIn("Cloned into prod-staging", self._messages(prod))
+        # The source is untouched.
+        self.assertEqual((prod.repository_state, prod.state), ("deploy", "deploy"))
+
+    def test_clone_of_a_backup_restores_to_its_time(self):
+        prod = self._deployed_odoo()
+        self._run(prod, "backup")
+        backup = prod.backup_ids
+        clone = self._clone(prod, name="prod-at-backup", backup_id=backup.id)
+        self._settle(between_rounds=self._play_operators)
+        self.assertEqual(clone.state, "deploy")
+        self.assertEqual(clone.clone_backup_id, backup)
+        source = self.emulator.get(
+            PGO, "PostgresCluster", "db", namespace="prod-at-backup"
+        )["spec"]["dataSource"]["postgresCluster"]
+        stamp = backup.completed_at.strftime("%Y-%m-%d %H:%M:%S")
+        self.assertEqual(source["options"], ["--type=time", f'--target="{stamp}+00"'])
+
+    def test_failed_neutralization_leaves_the_clone_in_error_never_served(self):
+        prod = self._deployed_odoo()
+        clone = self._clone(prod, name="prod-broken")
+
+        def fail_the_preparation(_round):
+            self.emulator.play_operators()
+            job = self.emulator.list("batch/v1", "Job", namespace="prod-broken")
+            if job:
+                self.emulator.set_status(
+                    "batch/v1", "Job", "odoo-clone", JOB_FAILED, namespace="prod-broken"
+                )
+
+        self._settle(between_rounds=fail_the_preparation)
+        self.assertEqual((clone.repository_state, clone.state), ("initialize", "error"))
+        self.assertIn("The clone was not started", clone.error_message)
+        self.assertIn("Job odoo-clone", clone.error_message)
+        self.assertIn("nothing was served", self._messages(clone))
+        # No Odoo workload, no Ingress: nothing ever took traffic.
+        self.assertFalse(
+            self.emulator.list("apps/v1", "Deployment", namespace="prod-broken")
+        )
+        self.assertFalse(
+            self.emulator.list(
+                "networking.k8s.io/v1", "Ingress", namespace="prod-broken"
+            )
+        )
+        # Deploy again: the failed preparation Job is replaced and runs again.
+        self._run(clone, "deploy")
+        self.assertEqual(clone.state, "deploy")
+        self.assertEqual(
+            self.emulator.get("batch/v1", "Job", "odoo-clone", namespace="prod-broken")[
+                "status"
+            ],
+            {"succeeded": 1},
+        )
+
+    def test_scope_that_requires_neutralization_refuses_a_plain_clone(self):
+        prod = self._deployed_odoo()
+        with self.assertRaisesMessage(UserError, "requires clones to be neutralized"):
+            self._clone(prod, name="prod-raw", neutralize=False)
+        self.assertFalse(
+            self.env["eyrie.deployment"].search([("name", "=", "prod-raw")])
+        )
+        self.staging.neutralize_clones = False
+        clone = self._clone(
+            prod, name="prod-raw", scope_id=self.staging.id, neutralize=False
+        )
+        self._settle(between_rounds=self._play_operators)
+        self.assertFalse(clone.clone_neutralize)
+        script = self._get("ConfigMap", "odoo-clone-scripts", "prod-raw")["data"][
+            "prepare_clone.sh"
+        ]
+        self.assertNotIn("neutralize", script)
+        # The copied database still gets the clone's own admin password.
+        self.assertIn("prepare_clone.py", script)
+
+    def test_clone_refusals(self):
+        draft = self._create("draft-prod")
+        with self.assertRaisesMessage(UserError, "only a deployed or paused"):
+            draft.action_clone()
+        prod = self._deployed_odoo()
+        with self.assertRaisesMessage(UserError, "is not a finished backup"):
+            prod.action_clone(backup_id=999999)
+        other_cluster = self.env["eyrie.cluster"].create(
+            {"name": "Elsewhere", "kubeconfig": self.cluster.sudo().kubeconfig}
+        )
+        far = self.env["eyrie.scope"].create(
+            {"name": "Far", "cluster_id": other_cluster.id, "domain": "far.example"}
+        )
+        with self.assertRaisesMessage(UserError, "Choose a scope on"):
+            prod.action_clone(scope_id=far.id)
+        self._run(prod, "pause")
+        with self.assertRaisesMessage(UserError, "cannot be cloned while paused"):
+            prod.action_clone()
+        db = self._create("shared-db", "pgo")
+        self._run(db, "deploy")
+        shared = self._create(
+            "on-shared", database_mode="shared", database_deployment_id=db.id
+        )
+        self._run(shared, "deploy")
+        with self.assertRaisesMessage(UserError, "cannot be cloned by itself"):
+            shared.action_clone()
+        self.assertFalse(
+            self.env["eyrie.deployment"].search([("cloned_from_id", "!=", False)])
+        )
+
+    def test_users_cannot_write_where_a_clone_comes_from(self):
+        prod = self._deployed_odoo()
+        user = new_test_user(
+            self.env, login="clone_forger", groups="eyrie_deployment.group_eyrie_user"
+        )
+        mine = self._create("forged").with_user(user)
+        mine.sudo().user_id = user
+        with self.assertRaisesMessage(UserError, "set by the deployment lifecycle"):
+            mine.write({"cloned_from_id": prod.id})
+        with self.assertRaisesMessage(UserError, "set by the deployment lifecycle"):
+            self.env["eyrie.deployment"].with_user(user).create(
+                {
+                    "name": "forged-2",
+                    "deployment_type": "odoo",
+                    "scope_id": self.shipped.id,
+                    "cloned_from_id": prod.id,
+                }
+            )
+        # Nor clone a deployment that is not theirs.
+        with self.assertRaises(AccessError):
+            prod.with_user(user).action_clone()
+
+    def test_the_wizard_clones(self):
+        prod = self._deployed_odoo()
+        wizard = (
+            self.env["eyrie.clone.wizard"]
+            .with_context(**prod.action_open_clone()["context"])
+            .create({"name": "prod-wizard", "scope_id": self.staging.id})
+        )
+        action = wizard.action_clone()
+        clone = self.env["eyrie.deployment"].browse(action["res_id"])
+        self.assertEqual((clone.name, clone.scope_id), ("prod-wizard", self.staging))
+        self.assertEqual(clone.state, "initializing")
+
+    # -- mail catcher ------------------------------------------------------
+
+    def test_mail_catcher_objects_and_odoo_pointed_at_it(self):
+        self.staging.mail_catcher = True
+        shop = self._deployed_odoo("caught", scope_id=self.staging.id)
+        mailpit = self.emulator.get(
+            "apps/v1", "Deployment", "mailpit", namespace="caught"
+        )
+        container = mailpit["spec"]["template"]["spec"]["containers"][0]
+        self.assertEqual(container["image"], "axllent/mailpit:v1.27")
+        env = {item["name"]: item for item in container["env"]}
+        self.assertEqual(env["MP_WEBROOT"]["value"], "/mail")
+        secret = self._get("Secret", "mailpit", "caught")
+        self.assertEqual(
+            base64.b64decode(secret["data"]["ui-auth"]).decode(),
+            "admin:" + shop.sudo().credentials["admin_password"],
+        )
+        service = self._get("Service", "mailpit", "caught")
+        self.assertEqual(
+            {p["name"]: p["port"] for p in service["spec"]["ports"]},
+            {"smtp": 1025, "http": 8025},
+        )
+        odoo = self.emulator.get("apps/v1", "Deployment", "odoo", namespace="caught")
+        args = odoo["spec"]["template"]["spec"]["containers"][0]["args"]
+        self.assertIn("--smtp=mailpit", args)
+        self.assertIn("--smtp-port=1025", args)
+        ingress = self._get(
+            "Ingress", "odoo", "caught", api_version="networking.k8s.io/v1"
+        )
+        paths = {
+            p["path"]: p["backend"]["service"]["name"]
+            for p in ingress["spec"]["rules"][0]["http"]["paths"]
+        }
+        self.assertEqual(paths["/mail"], "mailpit")
+        self.assertEqual(paths["/"], "odoo")
+        # Turned off: the next deploy removes it and Odoo sends as before.
+        self.staging.mail_catcher = False
+        self._run(shop, "deploy")
+        names = {
+            (obj["kind"], obj["metadata"]["name"])
+            for obj in self.emulator.list(namespace="caught")
+        }
+        self.assertNotIn(("Deployment", "mailpit"), names)
+        self.assertNotIn(("Service", "mailpit"), names)
+        self.assertNotIn(("Secret", "mailpit"), names)
+        self.assertIn(("Deployment", "odoo"), names)
+        odoo = self.emulator.get("apps/v1", "Deployment", "odoo", namespace="caught")
+        self.assertNotIn(
+            "--smtp=mailpit", odoo["spec"]["template"]["spec"]["containers"][0]["args"]
+        )
+
+
+class TestClonesXmlRpc(OperatorsMixin, KubernetesRpcCase):
+    """Clone as a plain user over XML-RPC; another user is refused."""
+
+    LOGIN = "eyrie_clone_user"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.scope = cls.env["eyrie.scope"].create(
+            {
+                "name": "RPC clones",
+                "cluster_id": cls.cluster.id,
+                "domain": "preview.example.com",
+            }
+        )
+        cls.other = new_test_user(
+            cls.env,
+            login="eyrie_clone_other",
+            groups="eyrie_deployment.group_eyrie_user",
+        )
+
+    def test_clone_over_xmlrpc(self):
+        shop = self.rpc(
+            "eyrie.deployment",
+            "create",
+            {"name": "rpc-prod", "deployment_type": "odoo", "scope_id": self.scope.id},
+        )
+        self.rpc("eyrie.deployment", "action_deploy", [shop])
+        self._settle_played()
+        action = self.rpc(
+            "eyrie.deployment", "action_clone", [shop], name="rpc-prod-copy"
+        )
+        self._settle_played()
+        clone = self.rpc(
+            "eyrie.deployment",
+            "read",
+            [action["res_id"]],
+            ["state", "cloned_from_id", "clone_neutralize", "user_id"],
+        )[0]
+        self.assertEqual(clone["state"], "deploy")
+        self.assertEqual(clone["cloned_from_id"][0], shop)
+        self.assertTrue(clone["clone_neutralize"])
+        with self.assertRaises(xmlrpc.client.Fault) as caught:
+            self.xmlrpc_object.execute_kw(
+                self.env.cr.dbname,
+                self.other.id,
+                "eyrie_clone_other",
+                "eyrie.deployment",
+                "action_clone",
+                [[shop]],
+                {},
+            )
+        self.assertIn("doesn't have 'write' access", caught.exception.faultString)

@@ -184,9 +184,9 @@ class TestWaitEndings(ShippedBooksCase):
         rounds = self._settle(between_rounds=stuck)
         self.assertEqual(odoo.state, "error")
         self.assertIn(
-            "Step 11 'Wait for the rollout' (wait) failed: Deployment odoo in namespace "
-            'stuck failed: ProgressDeadlineExceeded: ReplicaSet "odoo-1" has timed '
-            "out progressing.",
+            "Step 11 'Wait for the rollout' (wait) failed: Deployment odoo in "
+            'namespace stuck failed: ProgressDeadlineExceeded: ReplicaSet "odoo-1" '
+            "has timed out progressing.",
             odoo.error_message,
         )
         self.assertLess(rounds, 10, "it waited for the timeout")

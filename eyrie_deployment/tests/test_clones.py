@@ -267,6 +267,21 @@ class TestClones(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         }
         self.assertEqual(paths["/mail"], "mailpit")
         self.assertEqual(paths["/"], "odoo")
+        # Paused, it stops with the Odoo; resumed, it runs again.
+        self._run(shop, "pause")
+        self.assertEqual(
+            self.emulator.get("apps/v1", "Deployment", "mailpit", namespace="caught")[
+                "spec"
+            ]["replicas"],
+            0,
+        )
+        self._run(shop, "deploy")
+        self.assertEqual(
+            self.emulator.get("apps/v1", "Deployment", "mailpit", namespace="caught")[
+                "spec"
+            ]["replicas"],
+            1,
+        )
         # Turned off: the next deploy removes it and Odoo sends as before.
         self.staging.mail_catcher = False
         self._run(shop, "deploy")

@@ -114,3 +114,35 @@ class OperatorsMixin:
 
     def _play_operators(self, _round=None):
         self.emulator.play_operators()
+
+
+class TwoUsersRpcCase(OperatorsMixin, KubernetesRpcCase):
+    """``cls.scope`` on the emulated cluster for the user, and another user
+    (``cls.other``, login ``<LOGIN>_other``) whose calls ``_as_other`` makes."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.scope = cls.env["eyrie.scope"].create(
+            {
+                "name": f"RPC {cls.LOGIN}",
+                "cluster_id": cls.cluster.id,
+                "domain": "preview.example.com",
+            }
+        )
+        cls.other = new_test_user(
+            cls.env,
+            login=f"{cls.LOGIN}_other",
+            groups="eyrie_deployment.group_eyrie_user",
+        )
+
+    def _as_other(self, method, *args, **kwargs):
+        return self.xmlrpc_object.execute_kw(
+            get_db_name(),
+            self.other.id,
+            self.other.login,
+            "eyrie.deployment",
+            method,
+            list(args),
+            kwargs,
+        )

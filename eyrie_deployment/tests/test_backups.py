@@ -3,10 +3,9 @@ import json
 import xmlrpc.client
 
 from odoo.exceptions import UserError, ValidationError
-from odoo.tests import new_test_user
 
 from .common import ShippedScopeMixin
-from .kube_common import PGO, KubernetesCase, KubernetesRpcCase, OperatorsMixin
+from .kube_common import PGO, KubernetesCase, OperatorsMixin, TwoUsersRpcCase
 
 SNAPSHOT = "snapshot.storage.k8s.io/v1"
 BUCKET = {
@@ -316,38 +315,11 @@ class TestBackups(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         self.assertIn("Use the Logs button", shop.cluster_logs)
 
 
-class TestBackupsXmlRpc(OperatorsMixin, KubernetesRpcCase):
+class TestBackupsXmlRpc(TwoUsersRpcCase):
     """Backup, restore and logs as a plain user over XML-RPC; another user
     is refused."""
 
     LOGIN = "eyrie_backup_user"
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.scope = cls.env["eyrie.scope"].create(
-            {
-                "name": "RPC backups",
-                "cluster_id": cls.cluster.id,
-                "domain": "preview.example.com",
-            }
-        )
-        cls.other = new_test_user(
-            cls.env,
-            login="eyrie_backup_other",
-            groups="eyrie_deployment.group_eyrie_user",
-        )
-
-    def _as_other(self, method, *args, **kwargs):
-        return self.xmlrpc_object.execute_kw(
-            self.env.cr.dbname,
-            self.other.id,
-            "eyrie_backup_other",
-            "eyrie.deployment",
-            method,
-            list(args),
-            kwargs,
-        )
 
     def test_backup_restore_and_logs_over_xmlrpc(self):
         shop = self.rpc(

@@ -5,7 +5,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user
 
 from .common import ShippedScopeMixin
-from .kube_common import PGO, KubernetesCase, KubernetesRpcCase, OperatorsMixin
+from .kube_common import PGO, KubernetesCase, OperatorsMixin, TwoUsersRpcCase
 
 JOB_FAILED = {
     "failed": 1,
@@ -299,26 +299,10 @@ class TestClones(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         )
 
 
-class TestClonesXmlRpc(OperatorsMixin, KubernetesRpcCase):
+class TestClonesXmlRpc(TwoUsersRpcCase):
     """Clone as a plain user over XML-RPC; another user is refused."""
 
     LOGIN = "eyrie_clone_user"
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.scope = cls.env["eyrie.scope"].create(
-            {
-                "name": "RPC clones",
-                "cluster_id": cls.cluster.id,
-                "domain": "preview.example.com",
-            }
-        )
-        cls.other = new_test_user(
-            cls.env,
-            login="eyrie_clone_other",
-            groups="eyrie_deployment.group_eyrie_user",
-        )
 
     def test_clone_over_xmlrpc(self):
         shop = self.rpc(
@@ -342,13 +326,5 @@ class TestClonesXmlRpc(OperatorsMixin, KubernetesRpcCase):
         self.assertEqual(clone["cloned_from_id"][0], shop)
         self.assertTrue(clone["clone_neutralize"])
         with self.assertRaises(xmlrpc.client.Fault) as caught:
-            self.xmlrpc_object.execute_kw(
-                self.env.cr.dbname,
-                self.other.id,
-                "eyrie_clone_other",
-                "eyrie.deployment",
-                "action_clone",
-                [[shop]],
-                {},
-            )
+            self._as_other("action_clone", [shop])
         self.assertIn("doesn't have 'write' access", caught.exception.faultString)

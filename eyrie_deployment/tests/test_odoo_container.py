@@ -112,6 +112,20 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
                 handle.write(text)
         return folder
 
+    def _run_container_script(self, container, env):
+        """The container's ``bash /eyrie/<script> <args>``, its ConfigMap and
+        filestore mounted from the test's folder; asserts it exits 0."""
+        script = container["command"][1].replace("/eyrie/", f"{self.root}/eyrie/")
+        result = subprocess.run(
+            [container["command"][0], script, *self._mounted(container["args"])],
+            env=env,
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=600,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+
     @staticmethod
     def _decoded(secret):
         return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
@@ -154,19 +168,7 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
             config = self._image_config(http_port)
             self._write_scripts(deploy["ConfigMap", "odoo-scripts"])
             env = self._pod_env(init, secrets, pg) | {"ODOO_RC": config}
-            command = [
-                init["command"][0],
-                init["command"][1].replace("/eyrie/", f"{self.root}/eyrie/"),
-            ]
-            prepared = subprocess.run(
-                [*command, *self._mounted(init["args"])],
-                env=env,
-                capture_output=True,
-                check=False,
-                text=True,
-                timeout=600,
-            )
-            self.assertEqual(prepared.returncode, 0, prepared.stderr[-3000:])
+            self._run_container_script(init, env)
             self.assertIn(values["db_name"], pg.databases())
 
             env = self._pod_env(main, secrets, pg) | {"ODOO_RC": config}
@@ -258,16 +260,7 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
             # The clone's preparation Job, as the image runs it, on the copy.
             self._write_scripts(initialize["ConfigMap", "odoo-clone-scripts"])
             env = self._pod_env(container, secrets, clone_pg) | {"ODOO_RC": config}
-            script = container["command"][1].replace("/eyrie/", f"{self.root}/eyrie/")
-            prepared = subprocess.run(
-                [container["command"][0], script, *self._mounted(container["args"])],
-                env=env,
-                capture_output=True,
-                check=False,
-                text=True,
-                timeout=600,
-            )
-            self.assertEqual(prepared.returncode, 0, prepared.stderr[-3000:])
+            self._run_container_script(container, env)
 
             def query(cluster, text):
                 return cluster.execute(

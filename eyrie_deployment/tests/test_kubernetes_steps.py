@@ -221,12 +221,9 @@ class TestKubernetesSteps(KubernetesCase):
         )
         self.assertEqual(job.log.count("Book K8s deploy"), 1)
 
-    def test_wait_on_a_field_times_out(self):
-        deployment = self._with_books(
-            initialize=[("Namespace", "apply", NAMESPACE)],
-            deploy=[("Database", "apply", POSTGRES), ("Ready", "wait", POSTGRES_READY)],
-        )
-        deployment.action_deploy()
+    def _settle_past_the_wait_deadline(self, deployment):
+        """Run the jobs, the deploy job's wait deadline moved into the past
+        once it is set: the wait times out."""
 
         def time_runs_out(_round):
             job = self._job(deployment, "deploy")
@@ -234,6 +231,15 @@ class TestKubernetesSteps(KubernetesCase):
                 job.wait_deadline = job.create_date  # long past
 
         self._settle(between_rounds=time_runs_out)
+
+    def test_wait_on_a_field_times_out(self):
+        deployment = self._with_books(
+            initialize=[("Namespace", "apply", NAMESPACE)],
+            deploy=[("Database", "apply", POSTGRES), ("Ready", "wait", POSTGRES_READY)],
+        )
+        deployment.action_deploy()
+
+        self._settle_past_the_wait_deadline(deployment)
         self.assertEqual(
             (deployment.repository_state, deployment.state), ("initialize", "error")
         )
@@ -244,6 +250,8 @@ class TestKubernetesSteps(KubernetesCase):
         self.assertIn(
             "status.instances.0.readyReplicas is None", deployment.error_message
         )
+        # Only a rollout points at the logs: a field wait's error does not.
+        self.assertNotIn("Logs button", deployment.error_message)
 
     def test_rollout_timeout_points_at_the_logs(self):
         deployment = self._with_books(
@@ -252,33 +260,11 @@ class TestKubernetesSteps(KubernetesCase):
         )
         deployment.action_deploy()
 
-        def time_runs_out(_round):
-            job = self._job(deployment, "deploy")
-            if job.wait_deadline:
-                job.wait_deadline = job.create_date  # long past
-
-        self._settle(between_rounds=time_runs_out)
+        self._settle_past_the_wait_deadline(deployment)
         self.assertEqual(deployment.state, "error")
         self.assertIn("timed out after 120 s", deployment.error_message)
         self.assertIn("the Logs button of the deployment", deployment.error_message)
         self.assertIn("the Logs button", self._job(deployment, "deploy").log)
-
-    def test_wait_on_a_field_times_out_without_a_logs_hint(self):
-        deployment = self._with_books(
-            initialize=[("Namespace", "apply", NAMESPACE)],
-            deploy=[("Database", "apply", POSTGRES), ("Ready", "wait", POSTGRES_READY)],
-        )
-        deployment.action_deploy()
-        self._settle(
-            between_rounds=lambda _r: (
-                self._job(deployment, "deploy").write(
-                    {"wait_deadline": self._job(deployment, "deploy").create_date}
-                )
-                if self._job(deployment, "deploy").wait_deadline
-                else None
-            )
-        )
-        self.assertNotIn("Logs button", deployment.error_message)
 
     def test_field_wait_passes_once_the_operator_reports(self):
         deployment = self._with_books(

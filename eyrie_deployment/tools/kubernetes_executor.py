@@ -185,9 +185,7 @@ def _make_client(cluster_name, kubeconfig, context):
     try:
         return _TimeoutDynamicClient(api_client)
     except urllib3.exceptions.HTTPError as error:
-        raise ClusterConnectionError(
-            f"cluster {cluster_name} cannot be reached: {_connection_cause(error)}"
-        ) from error
+        raise _unreachable(f"cluster {cluster_name}", error) from error
     except DynamicApiError as error:
         raise _api_error(error, f"cluster {cluster_name} discovery") from error
 
@@ -200,9 +198,7 @@ def server_version(cluster_name, cluster_key, kubeconfig, context):
             _request_timeout=REQUEST_TIMEOUT
         )
     except urllib3.exceptions.HTTPError as error:
-        raise ClusterConnectionError(
-            f"cluster {cluster_name} cannot be reached: {_connection_cause(error)}"
-        ) from error
+        raise _unreachable(f"cluster {cluster_name}", error) from error
     except k8s_client.ApiException as error:
         raise _api_error(error, f"cluster {cluster_name} /version") from error
     return info.git_version or "unknown"
@@ -210,6 +206,13 @@ def server_version(cluster_name, cluster_key, kubeconfig, context):
 
 def _first_line(error):
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _unreachable(what, error):
+    """The error of a request that never got an answer from ``what``."""
+    return ClusterConnectionError(
+        f"{what} cannot be reached: {_connection_cause(error)}"
+    )
 
 
 def _connection_cause(error):
@@ -311,10 +314,7 @@ class KubernetesExecutor(Executor):
                 self._prefetch_live(kind, objects)
             return super().run_step(kind, objects)
         except urllib3.exceptions.HTTPError as error:
-            raise ClusterConnectionError(
-                f"cluster {self.cluster_name} cannot be reached: "
-                f"{_connection_cause(error)}"
-            ) from error
+            raise _unreachable(f"cluster {self.cluster_name}", error) from error
         finally:
             self._live = {}
 
@@ -739,9 +739,7 @@ def read_logs(client, namespace, selector=None, tail_lines=LOG_TAIL_LINES):
             namespace, _request_timeout=REQUEST_TIMEOUT
         ).items
     except urllib3.exceptions.HTTPError as error:
-        raise ClusterConnectionError(
-            f"the cluster cannot be reached: {_connection_cause(error)}"
-        ) from error
+        raise _unreachable("the cluster", error) from error
     except k8s_client.ApiException as error:
         raise _api_error(error, f"read the logs in namespace {namespace}") from error
     return {"pods": found, "events": _recent_events(events)}

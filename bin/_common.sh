@@ -131,6 +131,21 @@ ensure_queue_job() {
         || die "queue_job is installed but Odoo does not find it (odoo.addons.queue_job)"
 }
 
+# The tests' S3 peer: moto's S3 server and the AWS CLI, which the books'
+# filestore archive Jobs run, in a virtualenv of their own (moto needs a newer
+# cryptography than Odoo 18.0 pins). The tests fail, never skip, without it.
+S3_PEER_REQUIREMENTS=("moto[server]==5.2.5" "awscli==1.46.3")
+ensure_s3_peer() {
+    export EYRIE_S3_PEER=${EYRIE_S3_PEER:-$HOME/.local/share/eyrie/s3-peer}
+    if [ -x "$EYRIE_S3_PEER/bin/moto_server" ] && [ -x "$EYRIE_S3_PEER/bin/aws" ]; then
+        return 0
+    fi
+    say "installing the tests' S3 peer (${S3_PEER_REQUIREMENTS[*]}) into $EYRIE_S3_PEER"
+    python3 -m venv "$EYRIE_S3_PEER" \
+        && "$EYRIE_S3_PEER/bin/python" -m pip install -q "${S3_PEER_REQUIREMENTS[@]}" \
+        || die "could not install the S3 peer (${S3_PEER_REQUIREMENTS[*]}) into $EYRIE_S3_PEER"
+}
+
 # Found, not imported: importing it needs Odoo's addons path (base_sparse_field).
 queue_job_found() {
     "$PYTHON" -c 'import importlib.util, sys; sys.exit(0 if importlib.util.find_spec("odoo.addons.queue_job") else 1)' 2>/dev/null

@@ -5,6 +5,7 @@ BACKUP_KINDS = [
     ("manual", "Manual"),
     ("before_drop", "Before Drop"),
     ("before_restore", "Before Restore"),
+    ("before_clone", "Before Clone"),
 ]
 BACKUP_STATES = [
     ("pending", "Pending"),
@@ -62,6 +63,11 @@ class EyrieBackup(models.Model):
     filestore_snapshot = fields.Char(
         readonly=True, help="The VolumeSnapshot of the Odoo filestore, if taken."
     )
+    filestore_archive = fields.Char(
+        readonly=True,
+        help="The archive of the Odoo filestore in the bucket (s3://...), if "
+        "taken: a clone in another namespace starts its filestore from it.",
+    )
     completed_at = fields.Datetime(readonly=True)
     error_message = fields.Text(readonly=True)
     holds = fields.Char(compute="_compute_holds")
@@ -77,7 +83,14 @@ class EyrieBackup(models.Model):
                 f"{backup.deployment_name} · {kinds.get(backup.kind, '')} {when}"
             )
 
-    @api.depends("filestore_snapshot", "repo", "location", "completed_at", "state")
+    @api.depends(
+        "filestore_snapshot",
+        "filestore_archive",
+        "repo",
+        "location",
+        "completed_at",
+        "state",
+    )
     def _compute_holds(self):
         for backup in self:
             parts = [self.env._("database (pgBackRest %s)", backup.repo or "?")]
@@ -87,8 +100,27 @@ class EyrieBackup(models.Model):
                         "filestore (VolumeSnapshot %s)", backup.filestore_snapshot
                     )
                 )
+            if backup.filestore_archive:
+                parts.append(
+                    self.env._("filestore (archive %s)", backup.filestore_archive)
+                )
             backup.holds = ", ".join(parts)
             backup.restore_hint = backup._restore_hint()
+
+    def _filestore_archive_url(self, values=None):
+        """Where the backup's job puts the filestore archive: beside the
+        database's repository in the bucket, named after the backup. False
+        where the job takes none (a volume target, or the values say no).
+        ``values``: the job's, to name it (default: the name its job has)."""
+        self.ensure_one()
+        if self.filestore_archive:
+            return self.filestore_archive
+        if values is None:
+            values = self.job_id._job_values() if self.job_id else {}
+            return values.get("filestore_archive_url") or False
+        if not (values.get("backup_s3") and values.get("filestore_archive")):
+            return False
+        return f"{self.location}/filestore/{self.label}.tar.gz"
 
     def _restore_hint(self):
         self.ensure_one()
@@ -105,7 +137,7 @@ class EyrieBackup(models.Model):
                 if self.filestore_snapshot
                 else "",
             )
-        return self.env._(
+        hint = self.env._(
             "The deployment is gone. The database backup is in %(location)s "
             "(stanza db): a new PostgresCluster restores it with "
             "spec.dataSource.pgbackrest, repo %(repo)s, options "
@@ -114,3 +146,10 @@ class EyrieBackup(models.Model):
             repo=self.repo,
             when=when,
         )
+        if self.filestore_archive:
+            hint += " " + self.env._(
+                "The filestore is the archive %(archive)s: unpack it in the new "
+                "Odoo's data directory (tar -xzf, in /var/lib/odoo).",
+                archive=self.filestore_archive,
+            )
+        return hint

@@ -172,6 +172,9 @@ class EyrieDeployment(models.Model):
             if scope.backup_target == "s3"
             else f"volume {POSTGRES_CLUSTER_NAME}-repo1 in namespace {self.namespace}"
         )
+        # Where files beside the database go (an Odoo's filestore archive);
+        # the keys are only in the books' secrets.
+        values["backup_s3"] = scope._backup_s3_location(path)
         return values
 
     def _start_backup(self, kind, values, book=None, state="backing_up"):
@@ -195,14 +198,15 @@ class EyrieDeployment(models.Model):
                 }
             )
         )
-        label = f"eyrie-{backup.id}"
+        backup.label = f"eyrie-{backup.id}"
         values = values | {
-            "backup_label": label,
+            "backup_label": backup.label,
             "backup_id": backup.id,
             "paused": self.repository_state == "pause",
         }
+        values["filestore_archive_url"] = backup._filestore_archive_url(values)
         job = self._create_job("backup", book or self._get_book("backup"), values)
-        backup.write({"label": label, "job_id": job.id})
+        backup.job_id = job
         if state:
             self._set_lifecycle(state=state)
         return job
@@ -268,10 +272,18 @@ class EyrieDeployment(models.Model):
                 "filestore_snapshot": f"filestore-{backup.label}"
                 if values.get("filestore_snapshot")
                 else False,
+                "filestore_archive": backup._filestore_archive_url(),
             }
         )
+        # A drop chained after its final backup; a clone's jobs chained after
+        # a backup of its source are another deployment's.
         following = self.env["eyrie.job"].search_count(
-            [("previous_job_id", "=", job.id), ("state", "=", "pending")], limit=1
+            [
+                ("previous_job_id", "=", job.id),
+                ("deployment_id", "=", self.id),
+                ("state", "=", "pending"),
+            ],
+            limit=1,
         )
         self._set_lifecycle(
             state="dropping" if following else self.repository_state,

@@ -209,8 +209,56 @@ class EyrieDeployment(models.Model):
                 if target
                 else "",
                 "neutralize": self.clone_neutralize,
+                "filestore_archive": self._clone_archive(),
             }
         }
+
+    def _clone_archive(self):
+        """Where the clone fetches its source's filestore archive from (the
+        URL and the source's bucket, no keys), or False: it has none."""
+        backup = self.sudo().clone_backup_id
+        # A failed backup archived nothing: that clone starts from the live
+        # source with an empty filestore.
+        usable = backup and backup.state != "failed"
+        url = backup._filestore_archive_url() if usable else False
+        if not url:
+            return False
+        bucket = backup.deployment_id.scope_id._backup_s3_location("")
+        if not bucket:
+            return False
+        return {
+            "url": url,
+            "endpoint_url": bucket["endpoint_url"],
+            "region": bucket["region"],
+        }
+
+    def _clone_secrets(self):
+        """The keys of the bucket the clone's filestore archive is in: the
+        source scope's, for the clone's preparation Job only."""
+        if not self._clone_values()["clone"] or not self._clone_archive():
+            return {}
+        source_scope = self.sudo().clone_backup_id.deployment_id.scope_id
+        keys = source_scope._backup_secrets()
+        return {
+            "clone_s3_key_id": keys.get("s3_key_id", ""),
+            "clone_s3_secret_key": keys.get("s3_secret_key", ""),
+        }
+
+    def _on_chained_job_cancelled(self, job):
+        if not self.cloned_from_id:
+            return super()._on_chained_job_cancelled(job)
+        if not self._back_from_cancelled(job):
+            return None
+        message = self.env._(
+            "The clone was not started: the backup of %(origin)s it starts from "
+            "did not finish (%(error)s). Nothing was created on the cluster; "
+            "drop this clone and clone again, or clone from an earlier backup.",
+            origin=self.cloned_from_id.name,
+            error=job.previous_job_id.error_message or job.previous_job_id.state,
+        )
+        self._set_lifecycle(error_message=message)
+        self.message_post(body=message)
+        return None
 
     def _on_initialize_failed(self, job):
         if not self.cloned_from_id:

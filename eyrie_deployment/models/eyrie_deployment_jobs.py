@@ -24,21 +24,26 @@ class EyrieDeployment(models.Model):
     # Jobs
     # ------------------------------------------------------------------
 
-    def _start_deploy(self, initialize_book=None, deploy_book=None, values=None):
+    def _start_deploy(
+        self, initialize_book=None, deploy_book=None, values=None, after=None
+    ):
         """Create the deploy job, preceded by an initialize job when the
         deployment was never deployed successfully. ``values`` (default: the
-        effective values) are what the books see. Returns the jobs."""
+        effective values) are what the books see; the first job runs once
+        job ``after`` (if any) is done. Returns the jobs."""
         self.ensure_one()
         deploy_book = deploy_book or self._get_book("deploy")
         if self.repository_state in ("draft", "initialize"):
             initialize_book = initialize_book or self._get_book("initialize")
-            initialize_job = self._create_job("initialize", initialize_book, values)
+            initialize_job = self._create_job(
+                "initialize", initialize_book, values, previous_job=after
+            )
             deploy_job = self._create_job(
                 "deploy", deploy_book, values, previous_job=initialize_job
             )
             self._set_lifecycle(repository_state="initialize", state="initializing")
             return initialize_job | deploy_job
-        deploy_job = self._create_job("deploy", deploy_book, values)
+        deploy_job = self._create_job("deploy", deploy_book, values, previous_job=after)
         self._set_lifecycle(state="deploying")
         return deploy_job
 
@@ -209,7 +214,7 @@ class EyrieDeployment(models.Model):
         self.ensure_one()
         hook = getattr(self, f"_{self.deployment_type}_template_secrets", None)
         secrets_ = hook() if hook else dict(self.sudo().credentials or {})
-        return secrets_ | self.scope_id._backup_secrets()
+        return secrets_ | self.scope_id._backup_secrets() | self._clone_secrets()
 
     def _template_context(self, values=None):
         """Plain data the book templates see; never ORM records."""

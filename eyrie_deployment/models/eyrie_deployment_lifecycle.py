@@ -200,8 +200,29 @@ class EyrieDeployment(models.Model):
         """A pending job was cancelled: back to the phase it left, unless
         another job of the deployment is still in progress."""
         self.ensure_one()
+        if self._back_from_cancelled(job):
+            # Logged, not posted: a user without an email address cancels too.
+            self._message_log(
+                body=self.env._(
+                    "%(user)s cancelled the %(action)s job before it ran.",
+                    user=self.env.user.name,
+                    action=job.action,
+                )
+            )
+
+    def _on_chained_job_cancelled(self, job):
+        """``job`` waited for another deployment's job, which failed or was
+        cancelled: back to the phase it left, saying why."""
+        self.ensure_one()
+        if self._back_from_cancelled(job):
+            self._set_lifecycle(error_message=job.error_message)
+            self.message_post(body=job.error_message)
+
+    def _back_from_cancelled(self, job):
+        """The phase a deployment returns to when ``job`` was cancelled;
+        False while another of its jobs is still in progress."""
         if self.active_job_id:
-            return
+            return False
         # Any job that started (even one that failed) may have left objects
         # on the cluster: then the deployment stays out of draft, so that its
         # namespace stays locked and Drop cleans up.
@@ -215,14 +236,7 @@ class EyrieDeployment(models.Model):
             self._set_lifecycle(repository_state="draft", state="draft")
         else:
             self._set_lifecycle(state=self.repository_state)
-        # Logged, not posted: a user without an email address cancels too.
-        self._message_log(
-            body=self.env._(
-                "%(user)s cancelled the %(action)s job before it ran.",
-                user=self.env.user.name,
-                action=job.action,
-            )
-        )
+        return True
 
     def _on_drop_done(self, job):
         _logger.info("Deployment %s (%s) dropped by job %s", self.name, self.id, job.id)

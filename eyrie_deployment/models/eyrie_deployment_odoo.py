@@ -32,6 +32,10 @@ ODOO_DEFAULT_VALUES = {
     # the cluster's default one).
     "filestore_snapshot": True,
     "snapshot_class": "",
+    # Backups to a bucket also archive the filestore there (tar.gz), which a
+    # clone in another namespace starts from; this image uploads and fetches.
+    "filestore_archive": True,
+    "s3_client_image": "amazon/aws-cli:2.17.0",
     # The scope's Mail Catcher (Mailpit) runs this image.
     "mail_catcher_image": "axllent/mailpit:v1.27",
 }
@@ -211,12 +215,12 @@ class EyrieDeploymentOdoo(models.Model):
         )
 
     @api.private
-    def odoo_action_deploy(self):
+    def odoo_action_deploy(self, after=None):
         values = self._odoo_values()
         if values["database_mode"] == "shared":
             self._odoo_check_shared_database(values)
         self._ensure_credentials(("admin_password", "db_password"))
-        return self._start_deploy(values=values)
+        return self._start_deploy(values=values, after=after)
 
     @api.private
     def odoo_action_pause(self):
@@ -248,20 +252,43 @@ class EyrieDeploymentOdoo(models.Model):
         for key in ("hostname", "dns_target"):
             values.pop(key, None)
         values["db_name"] = source_values["db_name"]
+        backup_job = None
+        if (
+            not backup
+            and source_values["backup_s3"]
+            and source_values.get("filestore_archive")
+        ):
+            # A filestore reaches another namespace only by an archive in
+            # the bucket: the clone starts once this backup has taken one.
+            backup_job = self._start_backup("before_clone", source_values)
+            backup = self._backup_of(backup_job)
         clone = self._create_clone(scope, name, backup, neutralize, values)
-        clone._run_action("deploy", trigger="user")
-        self.message_post(
-            body=self.env._(
-                "Cloned into %(clone)s (%(data)s).",
-                clone=clone.name,
-                data=backup.display_name
-                if backup
-                else self.env._("its data as it is now"),
-            )
-        )
+        clone._run_action("deploy", trigger="user", after=backup_job)
+        self.message_post(body=self._odoo_cloned_message(clone, backup, backup_job))
         if created is not None:
             created.append(clone)
         return clone
+
+    def _odoo_cloned_message(self, clone, backup, backup_job):
+        if backup_job:
+            data = self.env._("its data as it is now, by backup %s", backup.label)
+        elif backup:
+            data = backup.display_name
+        else:
+            data = self.env._("its data as it is now")
+        filestore = (
+            self.env._("the filestore from the archive in the bucket")
+            if clone._clone_archive()
+            else self.env._(
+                "the filestore starts empty: only a backup to a bucket archives it"
+            )
+        )
+        return self.env._(
+            "Cloned into %(clone)s (%(data)s; %(filestore)s).",
+            clone=clone.name,
+            data=data,
+            filestore=filestore,
+        )
 
     def _odoo_check_clone_source_readable(self):
         # PGO restores the clone through the repository host of this

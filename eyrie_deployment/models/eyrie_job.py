@@ -236,6 +236,10 @@ class EyrieJob(models.Model):
                 }
             )
             job._cancel_following_jobs()
+            if job.deployment_id and job.deployment_id != previous.deployment_id:
+                # Chained after another deployment's job (a clone after a
+                # backup of its source): nothing else tells this one.
+                job.deployment_id._on_chained_job_cancelled(job)
 
     @api.model
     def _cron_clean_jobs(self):

@@ -206,6 +206,19 @@ class EyrieScope(models.Model):
         spec["global"] = {"repo1-retention-full": retention}
         return spec
 
+    def _backup_s3_location(self, repo_path):
+        """The bucket as the books' S3 clients see it (no keys): False for
+        the volume target. ``prefix`` is the deployment's own."""
+        self.ensure_one()
+        if self.backup_target != "s3":
+            return False
+        return {
+            "bucket": self.backup_s3_bucket,
+            "endpoint_url": f"https://{self.backup_s3_endpoint}",
+            "region": self.backup_s3_region,
+            "prefix": repo_path.strip("/"),
+        }
+
     def _backup_secrets(self):
         """The bucket's keys, for the books' ``secrets`` only (never values,
         which a job shows)."""

@@ -13,6 +13,31 @@ def seed_crds(emulator):
     emulator.seed_operator_crds()
 
 
+# A scope's bucket target in the tests (the real-peer tests point its
+# clients at their own S3 server).
+BUCKET = {
+    "backup_target": "s3",
+    "backup_s3_bucket": "eyrie-backups",
+    "backup_s3_endpoint": "s3.eu-west-1.amazonaws.com",
+    "backup_s3_region": "eu-west-1",
+    "backup_s3_key_id": "AKIAEYRIETEST",
+    "backup_s3_secret_key": "k3y-s3cr3t-value",
+}
+
+# The status the Job controller gives a Job whose Pod failed (backoffLimit 0).
+JOB_FAILED = {
+    "failed": 1,
+    "conditions": [
+        {
+            "type": "Failed",
+            "status": "True",
+            "reason": "BackoffLimitExceeded",
+            "message": "Job has reached the specified backoff limit",
+        }
+    ],
+}
+
+
 class KubernetesCase(EyrieCase):
     """EyrieCase on a real Kubernetes API served in-process (one per class),
     reached through the official client with a kubeconfig."""

@@ -5,17 +5,16 @@ import xmlrpc.client
 from odoo.exceptions import UserError, ValidationError
 
 from .common import ShippedScopeMixin
-from .kube_common import PGO, KubernetesCase, OperatorsMixin, TwoUsersRpcCase
+from .kube_common import (
+    BUCKET,
+    JOB_FAILED,
+    PGO,
+    KubernetesCase,
+    OperatorsMixin,
+    TwoUsersRpcCase,
+)
 
 SNAPSHOT = "snapshot.storage.k8s.io/v1"
-BUCKET = {
-    "backup_target": "s3",
-    "backup_s3_bucket": "eyrie-backups",
-    "backup_s3_endpoint": "s3.eu-west-1.amazonaws.com",
-    "backup_s3_region": "eu-west-1",
-    "backup_s3_key_id": "AKIAEYRIETEST",
-    "backup_s3_secret_key": "k3y-s3cr3t-value",
-}
 
 
 class TestBackups(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
@@ -156,6 +155,96 @@ class TestBackups(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         text = "\n".join(f"{job.log}\n{job.values}" for job in shop.job_ids)
         self.assertNotIn("k3y-s3cr3t-value", text)
         self.assertNotIn("AKIAEYRIETEST", text)
+
+    def test_backup_to_a_bucket_archives_the_filestore(self):
+        scope = self._bucket_scope()
+        shop = self._deployed_odoo("archive-shop", scope)
+        self._run(shop, "backup")
+        backup = shop.backup_ids
+        archive = (
+            f"s3://eyrie-backups/eyrie/archive-shop-{shop.id}/filestore/"
+            f"{backup.label}.tar.gz"
+        )
+        self.assertEqual((backup.state, backup.filestore_archive), ("done", archive))
+        self.assertIn(f"filestore (archive {archive})", backup.holds)
+        pod = self._archive_pod(backup)
+        upload = pod["containers"][0]
+        self.assertEqual(
+            upload["command"][:5],
+            ["aws", "s3", "cp", "/archive/filestore.tar.gz", archive],
+        )
+        env = {item["name"]: item.get("value") for item in upload["env"]}
+        self.assertEqual(
+            env["AWS_ENDPOINT_URL_S3"], "https://s3.eu-west-1.amazonaws.com"
+        )
+        # The filestore is only read, on the node of the Odoo that mounts it.
+        pack = pod["initContainers"][0]
+        self.assertIn(
+            {"name": "filestore", "mountPath": "/var/lib/odoo", "readOnly": True},
+            pack["volumeMounts"],
+        )
+        term = pod["affinity"]["podAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ][0]
+        self.assertEqual(
+            term["labelSelector"]["matchLabels"],
+            {
+                "app.kubernetes.io/name": "odoo",
+                "app.kubernetes.io/instance": "archive-shop",
+            },
+        )
+        keys = self.emulator.get("v1", "Secret", "eyrie-s3", namespace="archive-shop")
+        self.assertEqual(
+            base64.b64decode(keys["data"]["AWS_SECRET_ACCESS_KEY"]).decode(),
+            "k3y-s3cr3t-value",
+        )
+        text = "\n".join(f"{job.log}\n{job.values}" for job in shop.job_ids)
+        self.assertNotIn("k3y-s3cr3t-value", text)
+        # Paused, no Odoo runs: the archive Job goes to any node.
+        self._run(shop, "pause")
+        self._run(shop, "backup")
+        self.assertNotIn("affinity", self._archive_pod(shop.backup_ids[0]))
+        self.assertEqual(shop.state, "pause")
+
+    def _archive_pod(self, backup):
+        job = self.emulator.get(
+            "batch/v1",
+            "Job",
+            f"filestore-archive-{backup.label}",
+            namespace=backup.namespace,
+        )
+        return job["spec"]["template"]["spec"]
+
+    def test_backup_to_a_volume_archives_nothing(self):
+        shop = self._deployed_odoo("volume-shop")
+        self._run(shop, "backup")
+        self.assertEqual(shop.backup_ids.state, "done")
+        self.assertFalse(shop.backup_ids.filestore_archive)
+        self.assertFalse(self.emulator.list("batch/v1", "Job", namespace="volume-shop"))
+
+    def test_failed_filestore_archive_fails_the_backup(self):
+        scope = self._bucket_scope()
+        shop = self._deployed_odoo("archive-fails", scope)
+        shop.action_backup()
+
+        def fail_the_archive(_round):
+            self.emulator.play_operators()
+            for job in self.emulator.list("batch/v1", "Job", namespace="archive-fails"):
+                self.emulator.set_status(
+                    "batch/v1",
+                    "Job",
+                    job["metadata"]["name"],
+                    JOB_FAILED,
+                    namespace="archive-fails",
+                )
+
+        self._settle(between_rounds=fail_the_archive)
+        backup = shop.backup_ids
+        self.assertEqual(backup.state, "failed")
+        self.assertFalse(backup.filestore_archive)
+        self.assertIn("The backup failed", shop.error_message)
+        self.assertIn(f"filestore-archive-{backup.label}", shop.error_message)
+        self.assertEqual((shop.repository_state, shop.state), ("deploy", "deploy"))
 
     def test_drop_takes_a_final_backup_that_outlives_the_deployment(self):
         scope = self._bucket_scope()

@@ -5,19 +5,14 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user
 
 from .common import ShippedScopeMixin
-from .kube_common import PGO, KubernetesCase, OperatorsMixin, TwoUsersRpcCase
-
-JOB_FAILED = {
-    "failed": 1,
-    "conditions": [
-        {
-            "type": "Failed",
-            "status": "True",
-            "reason": "BackoffLimitExceeded",
-            "message": "Job has reached the specified backoff limit",
-        }
-    ],
-}
+from .kube_common import (
+    BUCKET,
+    JOB_FAILED,
+    PGO,
+    KubernetesCase,
+    OperatorsMixin,
+    TwoUsersRpcCase,
+)
 
 
 class TestClones(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
@@ -111,6 +106,81 @@ class TestClones(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         )["spec"]["dataSource"]["postgresCluster"]
         stamp = backup.completed_at.strftime("%Y-%m-%d %H:%M:%S")
         self.assertEqual(source["options"], ["--type=time", f'--target="{stamp}+00"'])
+
+    def test_clone_from_a_bucket_backs_the_source_up_and_copies_its_filestore(self):
+        self.shipped.write(BUCKET)
+        prod = self._deployed_odoo("bucket-prod")
+        clone = self._clone(prod, scope_id=self.staging.id, name="bucket-staging")
+        backup = prod.backup_ids
+        self.assertEqual((backup.kind, backup.state), ("before_clone", "pending"))
+        self.assertEqual(prod.state, "backing_up")
+        self.assertEqual(clone.clone_backup_id, backup)
+        initialize = self._job(clone, "initialize")
+        self.assertEqual(initialize.previous_job_id, backup.job_id)
+        self._settle(between_rounds=self._play_operators)
+        self.assertEqual((clone.repository_state, clone.state), ("deploy", "deploy"))
+        self.assertEqual((prod.state, backup.state), ("deploy", "done"))
+        self.assertGreaterEqual(initialize.started_at, backup.job_id.ended_at)
+        # The database as it is at the clone's start, after the backup.
+        source = self.emulator.get(
+            PGO, "PostgresCluster", "db", namespace="bucket-staging"
+        )["spec"]["dataSource"]["postgresCluster"]
+        self.assertNotIn("options", source)
+        # The filestore from the backup's archive, with the source bucket's keys.
+        pod = self.emulator.get(
+            "batch/v1", "Job", "odoo-clone", namespace="bucket-staging"
+        )["spec"]["template"]["spec"]
+        fetch = pod["initContainers"][0]
+        self.assertEqual(
+            fetch["command"][:4], ["aws", "s3", "cp", backup.filestore_archive]
+        )
+        self.assertTrue(backup.filestore_archive.startswith("s3://eyrie-backups/"))
+        keys = self._get("Secret", "eyrie-clone-s3", "bucket-staging")
+        self.assertEqual(
+            base64.b64decode(keys["data"]["AWS_ACCESS_KEY_ID"]).decode(),
+            BUCKET["backup_s3_key_id"],
+        )
+        script = self._get("ConfigMap", "odoo-clone-scripts", "bucket-staging")
+        prepare = script["data"]["prepare_clone.sh"]
+        # Unpacked before neutralization runs on the copy.
+        self.assertLess(prepare.index("tar -xzf"), prepare.index("odoo neutralize"))
+        self.assertIn(
+            "the filestore from the archive in the bucket", self._messages(prod)
+        )
+        text = "\n".join(f"{job.log}\n{job.values}" for job in clone.job_ids)
+        self.assertNotIn(BUCKET["backup_s3_secret_key"], text)
+
+    def test_clone_whose_source_backup_fails_is_not_started(self):
+        self.shipped.write(BUCKET)
+        prod = self._deployed_odoo("fragile-prod")
+        clone = self._clone(prod, scope_id=self.staging.id, name="fragile-staging")
+        self._settle(between_rounds=lambda _r: self.emulator.play_operators(True))
+        self.assertEqual((clone.repository_state, clone.state), ("draft", "draft"))
+        self.assertIn(
+            "The clone was not started: the backup of fragile-prod it starts from "
+            "did not finish",
+            clone.error_message,
+        )
+        self.assertIn("The clone was not started", self._messages(clone))
+        self.assertEqual(
+            set(clone.job_ids.mapped("state")), {"cancelled"}, clone.job_ids
+        )
+        self.assertIsNone(self.emulator.get("v1", "Namespace", "fragile-staging"))
+        # The source keeps its phase, and says its backup failed.
+        self.assertEqual((prod.repository_state, prod.state), ("deploy", "deploy"))
+        self.assertIn("The backup failed", prod.error_message)
+
+    def test_clone_from_a_volume_says_its_filestore_starts_empty(self):
+        prod = self._deployed_odoo("volume-prod")
+        clone = self._clone(prod, name="volume-staging")
+        self.assertFalse(prod.backup_ids)
+        self._settle(between_rounds=self._play_operators)
+        self.assertEqual(clone.state, "deploy")
+        self.assertIn("the filestore starts empty", self._messages(prod))
+        pod = self.emulator.get(
+            "batch/v1", "Job", "odoo-clone", namespace="volume-staging"
+        )["spec"]["template"]["spec"]
+        self.assertNotIn("initContainers", pod)
 
     def test_failed_neutralization_leaves_the_clone_in_error_never_served(self):
         prod = self._deployed_odoo()

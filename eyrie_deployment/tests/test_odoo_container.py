@@ -13,7 +13,9 @@ this machine's addons and free loopback ports, and the private cluster.
 
 import base64
 import contextlib
+import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +28,9 @@ from odoo.tests import tagged
 
 from . import odoo_image
 from .common import EyrieCase, ShippedScopeMixin
+from .kube_common import BUCKET
 from .private_postgres import PrivatePostgres, free_port
+from .s3_peer import S3Peer
 
 MIRROR = os.path.abspath(odoo_image.__file__)
 START_TIMEOUT = 180
@@ -55,9 +59,10 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
         self.root = tempfile.mkdtemp(prefix="eyrie-odoo-")
         self.addCleanup(shutil.rmtree, self.root, True)
 
-    def _rendered(self, deployment, action):
-        """{(kind, name): object} that the apply steps of a shipped book send."""
-        context = deployment._template_context(deployment._odoo_values())
+    def _rendered(self, deployment, action, values=None):
+        """{(kind, name): object} that the apply steps of a shipped book send,
+        with ``values`` (default: the deployment's values now)."""
+        context = deployment._template_context(values or deployment._odoo_values())
         objects = {}
         steps = deployment[f"deployment_{action}_book_id"].step_ids
         for step in steps.filtered(lambda s: s.kind == "apply"):
@@ -65,65 +70,96 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
                 objects[obj["kind"], obj["metadata"]["name"]] = obj
         return objects
 
-    def _pod_env(self, container, secrets, pg):
+    def _pod_env(self, container, secrets, pg=None):
         """The container's environment as the kubelet builds it, the
         database Service's address replaced by the private cluster's."""
         # This machine's environment stands for the image's own; nothing in it
-        # may say where the database is.
+        # may say where the database or a bucket is.
         env = {
             key: value
             for key, value in os.environ.items()
-            if not key.startswith(("PG", "ODOO", "OPENERP"))
+            if not key.startswith(("PG", "ODOO", "OPENERP", "AWS_"))
         }
-        for item in container["env"]:
+        for item in container.get("env", []):
             if "valueFrom" in item:
                 ref = item["valueFrom"]["secretKeyRef"]
                 env[item["name"]] = secrets[ref["name"]][ref["key"]]
             else:
                 env[item["name"]] = item["value"]
-        env["HOST"], env["PORT"] = pg.host, str(pg.port)
+        if pg:
+            env["HOST"], env["PORT"] = pg.host, str(pg.port)
         return env
 
-    def _image_config(self, http_port):
+    def _image_config(self, http_port, data_dir=None, name="odoo.conf"):
         """The image's /etc/odoo/odoo.conf (addons_path, data_dir), with
         this machine's addons and a free port in place of 8069/8072."""
-        path = os.path.join(self.root, "odoo.conf")
+        path = os.path.join(self.root, name)
         with open(path, "w") as handle:
             handle.write(
                 "[options]\n"
                 f"addons_path = {_odoo_addons_paths()}\n"
-                f"data_dir = {self.root}/filestore\n"
+                f"data_dir = {data_dir or self._default_mounts()['/var/lib/odoo']}\n"
                 f"http_port = {http_port}\n"
                 f"gevent_port = {free_port()}\n"
                 "http_interface = 127.0.0.1\n"
             )
         return path
 
-    def _mounted(self, args):
-        return [arg.replace("/var/lib/odoo", f"{self.root}/filestore") for arg in args]
+    def _default_mounts(self):
+        return {
+            "/var/lib/odoo": f"{self.root}/filestore",
+            "/eyrie": f"{self.root}/eyrie",
+        }
 
-    def _write_scripts(self, config_map):
-        folder = os.path.join(self.root, "eyrie")
+    def _on_host(self, text, mounts=None):
+        """``text`` with the container's mount paths (``mounts``: container
+        path -> this machine's folder) where the test mounted them."""
+        mounts = mounts or self._default_mounts()
+        # In one pass, whole path components only: a folder the test made may
+        # itself contain a mount path's name.
+        pattern = "|".join(re.escape(path) for path in mounts)
+        return re.sub(
+            rf"(?<![\w/.-])({pattern})(?![\w.-])",
+            lambda match: mounts[match.group(1)],
+            text,
+        )
+
+    def _mounted(self, args, mounts=None):
+        return [self._on_host(arg, mounts) for arg in args]
+
+    def _write_scripts(self, config_map, mounts=None):
+        folder = (mounts or self._default_mounts())["/eyrie"]
         os.makedirs(folder)
         for name, text in config_map["data"].items():
             text = text.replace("/entrypoint.sh", f"{sys.executable} {MIRROR}")
-            text = text.replace("/eyrie/", f"{folder}/")
             with open(os.path.join(folder, name), "w") as handle:
-                handle.write(text)
+                handle.write(self._on_host(text, mounts))
         return folder
 
-    def _run_container_script(self, container, env):
+    def _run_container_script(self, container, env, mounts=None):
         """The container's ``bash /eyrie/<script> <args>``, its ConfigMap and
-        filestore mounted from the test's folder; asserts it exits 0."""
-        script = container["command"][1].replace("/eyrie/", f"{self.root}/eyrie/")
+        volumes mounted from the test's folders; asserts it exits 0."""
+        command = self._mounted(container["command"], mounts)
         result = subprocess.run(
-            [container["command"][0], script, *self._mounted(container["args"])],
+            [*command, *self._mounted(container["args"], mounts)],
             env=env,
             capture_output=True,
             check=False,
             text=True,
             timeout=600,
         )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+
+    def _run_aws_container(self, container, secrets, s3, mounts):
+        """A container of the s3_client_image (``aws ...``) with this
+        machine's AWS CLI, the bucket's endpoint replaced by the S3 peer's;
+        asserts it exits 0."""
+        command = container["command"]
+        self.assertEqual(command[0], "aws")
+        env = self._pod_env(container, secrets)
+        env["AWS_ENDPOINT_URL_S3"] = s3.endpoint_url
+        env["AWS_CONFIG_FILE"] = self._on_host(env["AWS_CONFIG_FILE"], mounts)
+        result = s3.aws(self._mounted(command[1:], mounts), env)
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
 
     @staticmethod
@@ -211,28 +247,66 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
             timeout=600,
         )
 
-    def test_clone_preparation_neutralizes_a_copied_database_for_real(self):
+    def test_clone_starts_from_the_sources_data_neutralized_for_real(self):
+        """A backup to a bucket archives a real Odoo's filestore; its clone
+        fetches and unpacks it, then neutralizes the copied database."""
+        self.shipped.write(BUCKET | {"mail_catcher": True})
         source = self._create("real-prod")
-        self.shipped.mail_catcher = True
+        source._ensure_credentials(("admin_password", "db_password"))
+        backup_job = source._start_backup(
+            "manual", source._odoo_values(need_hostname=False)
+        )
+        backup = source._backup_of(backup_job)
+        archive_book = self._rendered(source, "backup", backup_job._job_values())
+        archive_pod = archive_book["Job", f"filestore-archive-{backup.label}"]["spec"][
+            "template"
+        ]["spec"]
         # As action_clone makes it: the copy keeps the source's database name.
         clone = self._create("real-staging", values='{"db_name": "real-prod"}')
-        clone.sudo().write({"cloned_from_id": source.id, "clone_neutralize": True})
+        clone.sudo().write(
+            {
+                "cloned_from_id": source.id,
+                "clone_backup_id": backup.id,
+                "clone_neutralize": True,
+            }
+        )
         clone._ensure_credentials(("admin_password", "db_password"))
         initialize = self._rendered(clone, "initialize")
         secrets = {
             name: self._decoded(obj)
-            for (kind, name), obj in initialize.items()
+            for (kind, name), obj in {**archive_book, **initialize}.items()
             if kind == "Secret"
         }
         job = initialize["Job", "odoo-clone"]["spec"]["template"]["spec"]
         container = job["containers"][0]
         password = secrets["odoo"]["db-password"]
+        folders = {
+            name: os.path.join(self.root, name)
+            for name in ("source", "archive", "loaded", "clone", "fetched")
+        }
+        source_mounts = {
+            "/var/lib/odoo": folders["source"],
+            "/archive": folders["archive"],
+            "/eyrie": os.path.join(self.root, "source-scripts"),
+        }
+        clone_mounts = {
+            "/var/lib/odoo": folders["clone"],
+            "/archive": folders["fetched"],
+            "/eyrie": os.path.join(self.root, "clone-scripts"),
+        }
+        for folder in folders.values():
+            os.makedirs(folder)
         # Two database clusters, as the source and the clone each have one.
-        with PrivatePostgres() as pg, PrivatePostgres() as clone_pg:
+        with (
+            PrivatePostgres() as pg,
+            PrivatePostgres() as clone_pg,
+            S3Peer(BUCKET["backup_s3_bucket"]) as s3,
+        ):
             pg.create_role("odoo", password)
             clone_pg.create_role("odoo", password)
-            config = self._image_config(free_port())
-            # The source: a real Odoo database with an outgoing mail server.
+            config = self._image_config(free_port(), folders["source"], "source.conf")
+            # The source: a real Odoo database (its filestore holds the
+            # attachments base installs) with an outgoing mail server.
             made = self._odoo(
                 pg, config, password, "server", "-d", "real-prod", "-i", "base",
                 "--stop-after-init", "--no-http",
@@ -247,20 +321,50 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
                 password=password,
                 dbname="real-prod",
             )
-            # Its copy in the clone's cluster, by Odoo's own dump and load
-            # (by pgBackRest in a Kubernetes cluster).
+
+            # The backup's archive Job: pack the filestore, upload it.
+            self._write_scripts(
+                archive_book["ConfigMap", "odoo-filestore-scripts"], source_mounts
+            )
+            pack, upload = (
+                archive_pod["initContainers"][0],
+                archive_pod["containers"][0],
+            )
+            self._run_container_script(pack, os.environ.copy(), source_mounts)
+            self._run_aws_container(upload, secrets, s3, source_mounts)
+            key = backup._filestore_archive_url().removeprefix(
+                f"s3://{BUCKET['backup_s3_bucket']}/"
+            )
+            peer_env = s3.client_env(
+                BUCKET["backup_s3_key_id"], BUCKET["backup_s3_secret_key"]
+            )
+            self.assertEqual(s3.keys(peer_env), [key])
+
+            # Its database copy in the clone's cluster, by Odoo's own dump and
+            # load (by pgBackRest in a Kubernetes cluster); the filestore the
+            # load writes goes elsewhere, as pgBackRest copies none.
             dump = os.path.join(self.root, "real-prod.zip")
             dumped = self._odoo(pg, config, password, "db", "dump", "real-prod", dump)
             self.assertEqual(dumped.returncode, 0, dumped.stderr[-3000:])
+            load_config = self._image_config(free_port(), folders["loaded"], "l.conf")
             loaded = self._odoo(
-                clone_pg, config, password, "db", "load", "real-prod", dump
+                clone_pg, load_config, password, "db", "load", "real-prod", dump
             )
             self.assertEqual(loaded.returncode, 0, loaded.stderr[-3000:])
+            self.assertEqual(os.listdir(folders["clone"]), [])
 
-            # The clone's preparation Job, as the image runs it, on the copy.
-            self._write_scripts(initialize["ConfigMap", "odoo-clone-scripts"])
-            env = self._pod_env(container, secrets, clone_pg) | {"ODOO_RC": config}
-            self._run_container_script(container, env)
+            # The clone's preparation Job, as the images run it, on the copy.
+            self._write_scripts(
+                initialize["ConfigMap", "odoo-clone-scripts"], clone_mounts
+            )
+            fetch = job["initContainers"][0]
+            self._run_aws_container(fetch, secrets, s3, clone_mounts)
+            clone_config = self._image_config(
+                free_port(), folders["clone"], "clone.conf"
+            )
+            env = self._pod_env(container, secrets, clone_pg)
+            env["ODOO_RC"] = clone_config
+            self._run_container_script(container, env, clone_mounts)
 
             def query(cluster, text):
                 return cluster.execute(
@@ -304,6 +408,20 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
                     clone.sudo().credentials["admin_password"], stored
                 )
             )
+            # Every stored attachment of the copy is in the clone's filestore,
+            # byte for byte (its name is the checksum Odoo reads it by).
+            stored_files = query(
+                clone_db,
+                "SELECT store_fname, checksum FROM ir_attachment "
+                "WHERE store_fname IS NOT NULL",
+            )
+            self.assertTrue(stored_files, "base stored no attachment in the filestore")
+            for store_fname, checksum in stored_files:
+                path = os.path.join(
+                    folders["clone"], "filestore", "real-prod", store_fname
+                )
+                with open(path, "rb") as handle:
+                    self.assertEqual(hashlib.sha1(handle.read()).hexdigest(), checksum)
 
     def test_shared_database_drop_job_drops_the_database(self):
         db = self._create("real-pg", "pgo")

@@ -18,10 +18,12 @@ from odoo.tests import tagged
 
 from ..tools.executor import CLUSTER_SCOPED_KINDS
 from .common import EyrieCase, ShippedScopeMixin
+from .kube_common import BUCKET
 
 # A recent Kubernetes, as the package ships it.
 KUBERNETES_VERSION = latest_version()
-CUSTOM_KINDS = {"PostgresCluster", "DNSEndpoint"}
+CUSTOM_KINDS = {"PostgresCluster", "DNSEndpoint", "VolumeSnapshot"}
+LIFECYCLE_BOOKS = ("initialize", "deploy", "pause", "drop")
 OPTIONAL_VALUES = {
     "storage_class": "fast-ssd",
     "ingress_class": "nginx",
@@ -33,12 +35,12 @@ OPTIONAL_VALUES = {
 
 @tagged("post_install", "-at_install")
 class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
-    def _applied_objects(self, deployment, values):
-        """What each apply step of the deployment's four books sends: the
-        rendered objects with Eyrie's labels and the namespace, as the
-        executor adds them."""
+    def _applied_objects(self, deployment, values, actions=LIFECYCLE_BOOKS):
+        """What each apply step of the deployment's books for ``actions``
+        sends: the rendered objects with Eyrie's labels and the namespace,
+        as the executor adds them."""
         context = deployment._template_context(values)
-        for action in ("initialize", "deploy", "pause", "drop"):
+        for action in actions:
             book = deployment[f"deployment_{action}_book_id"]
             for step in book.step_ids.filtered(lambda s: s.kind == "apply"):
                 for obj in deployment._render_step(step, context):
@@ -51,9 +53,9 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
                         metadata.setdefault("namespace", deployment.namespace)
                     yield f"{book.name} / {step.name}", obj
 
-    def _validate_all(self, deployment, values):
+    def _validate_all(self, deployment, values, actions=LIFECYCLE_BOOKS):
         validated, custom = [], []
-        for where, obj in self._applied_objects(deployment, values):
+        for where, obj in self._applied_objects(deployment, values, actions):
             if obj["kind"] in CUSTOM_KINDS:
                 custom.append(obj["kind"])
                 continue
@@ -118,6 +120,35 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
             ],
         )
         self.assertEqual(custom, ["DNSEndpoint", "PostgresCluster"])
+
+    def test_odoo_backup_to_a_bucket_restore_and_clone_of_it(self):
+        self.shipped.write(BUCKET)
+        source = self._create("schema-prod", "odoo", values=json.dumps(OPTIONAL_VALUES))
+        source._ensure_credentials(("admin_password", "db_password"))
+        job = source._start_backup("manual", source._odoo_values(need_hostname=False))
+        values = job._job_values()
+        self.assertEqual(
+            self._validate_all(source, values, ("backup",)),
+            # the bucket's keys, the packing script, the archive Job
+            (["ConfigMap", "Job", "Secret"], ["VolumeSnapshot"]),
+        )
+        backup = source._backup_of(job)
+        backup.write({"state": "done", "filestore_snapshot": "filestore-x"})
+        restore = values | {"restore_snapshot": backup.filestore_snapshot}
+        self.assertEqual(
+            self._validate_all(source, restore, ("restore",)),
+            (["PersistentVolumeClaim"], []),
+        )
+        clone = self._create("schema-prod-copy", "odoo")
+        clone.sudo().write({"cloned_from_id": source.id, "clone_backup_id": backup.id})
+        clone._ensure_credentials(("admin_password", "db_password"))
+        validated, _custom = self._validate_all(
+            clone, clone._odoo_values(), ("initialize",)
+        )
+        # the preparation's scripts, Job, and the source bucket's keys
+        self.assertEqual(validated.count("Job"), 1)
+        self.assertEqual(validated.count("ConfigMap"), 1)
+        self.assertEqual(validated.count("Secret"), 4)
 
     def test_odoo_shared_database_with_an_address_record(self):
         db = self._create("schema-db", "pgo", values=json.dumps({"users": ["odoo"]}))

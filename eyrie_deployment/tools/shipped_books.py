@@ -50,6 +50,12 @@ SHIPPED_IN_18_0_1 = {
     "pgo_drop_namespace_gone": "cd14a95fcf1a1ad26b5449fa8e127755",
 }
 
+# The steps 18.0.5.0.0 changes, as 18.0.4.0.0 shipped them: the clone's
+# preparation fetches the filestore archive, and its wait ends when it fails.
+SHIPPED_IN_18_0_4 = {
+    "odoo_initialize_clone_job": "b00a7e3ae245879a4d810ff89753d298",
+    "odoo_initialize_clone_job_done": "a2a7020110fa4a7470674d3e934e4060",
+}
 
 XML_ID_PREFIX = "eyrie_book_"
 
@@ -71,17 +77,25 @@ def shipped_templates():
     return templates
 
 
-def refresh_unmodified_steps(env, previous=None):
+def refresh_unmodified_steps(env, previous=None, change=None):
     """Give the shipped steps still as ``previous`` (default: as 18.0.1.0.0
     shipped them) this version's template. Returns (refreshed, kept) xml ids:
-    kept ones were edited by a manager and need a look."""
-    previous = SHIPPED_IN_18_0_1 if previous is None else previous
+    kept ones were edited by a manager and need a look. With ``previous``
+    given, only its steps are looked at; ``change`` says what their new
+    templates do, for the log."""
+    listed_only = previous is not None
+    if not listed_only:
+        previous = SHIPPED_IN_18_0_1
+        change = "values rendered with '| to_json'"
     refreshed, kept = [], []
     for xml_id, template in shipped_templates().items():
+        key = xml_id.removeprefix(XML_ID_PREFIX)
+        if listed_only and key not in previous:
+            continue
         step = env.ref(f"eyrie_deployment.{xml_id}", raise_if_not_found=False)
         if not step or step.template == template:
             continue
-        if previous.get(xml_id.removeprefix(XML_ID_PREFIX)) == _digest(step.template):
+        if previous.get(key) == _digest(step.template):
             step.template = template
             refreshed.append(xml_id)
         else:
@@ -89,8 +103,8 @@ def refresh_unmodified_steps(env, previous=None):
     if kept:
         _logger.warning(
             "Eyrie: shipped book steps edited since they were installed keep "
-            "their text; compare them with this version's (values rendered with "
-            "'| to_json'): %s",
+            "their text; compare them with this version's (%s): %s",
+            change,
             ", ".join(kept),
         )
     return refreshed, kept

@@ -171,7 +171,10 @@ def _check_flag(value, key):
 
 VALUE_CHECKS = {
     "filestore_snapshot": _check_flag,
+    "filestore_archive": _check_flag,
     "snapshot_class": _check_optional_name,
+    "mail_catcher_image": _check_image,
+    "s3_client_image": _check_image,
     "hostname": check_hostname,
     "dns_target": _check_dns_target,
     "image": _check_image,

@@ -16,6 +16,7 @@ from . import eyrie_deployment_backup
 from . import eyrie_deployment_clone
 from . import eyrie_deployment_logs
 from . import eyrie_backup
+from . import eyrie_backup_schedule
 from . import eyrie_restore_wizard
 from . import eyrie_clone_wizard
 from . import eyrie_job

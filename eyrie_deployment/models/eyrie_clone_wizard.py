@@ -21,6 +21,7 @@ class EyrieCloneWizard(models.TransientModel):
         domain="[('deployment_id', '=', source_id), ('state', '=', 'done')]",
         help="Empty: the source as it is now.",
     )
+    source_type = fields.Selection(related="source_id.deployment_type")
     neutralize = fields.Boolean(default=True)
     neutralize_required = fields.Boolean(related="scope_id.neutralize_clones")
 

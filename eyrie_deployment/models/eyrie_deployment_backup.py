@@ -163,19 +163,26 @@ class EyrieDeployment(models.Model):
         ``backup_repo`` and ``backup_location``. Computed, never typed."""
         self.ensure_one()
         scope = self.scope_id
-        path = f"/eyrie/{self.namespace}-{self.id}"
+        path = self._backup_repo_path()
         values = dict(values)
         values["pgbackrest"] = scope._pgbackrest_spec(values, path)
         values["backup_repo"] = scope._backup_repo_name()
-        values["backup_location"] = (
-            f"s3://{scope.backup_s3_bucket}{path}"
-            if scope.backup_target == "s3"
-            else f"volume {POSTGRES_CLUSTER_NAME}-repo1 in namespace {self.namespace}"
-        )
+        values["backup_location"] = self._backup_location()
         # Where files beside the database go (an Odoo's filestore archive);
         # the keys are only in the books' secrets.
         values["backup_s3"] = scope._backup_s3_location(path)
         return values
+
+    def _backup_repo_path(self):
+        """The deployment's own prefix in a bucket."""
+        return f"/eyrie/{self.namespace}-{self.id}"
+
+    def _backup_location(self):
+        """Where the scope's target keeps this deployment's database backups."""
+        scope = self.scope_id
+        if scope.backup_target == "s3":
+            return f"s3://{scope.backup_s3_bucket}{self._backup_repo_path()}"
+        return f"volume {POSTGRES_CLUSTER_NAME}-repo1 in namespace {self.namespace}"
 
     def _start_backup(self, kind, values, book=None, state="backing_up"):
         """Create the backup record and its job. Returns the job."""

@@ -1,6 +1,6 @@
 import json
 
-from odoo import fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from .eyrie_deployment import REPOSITORY_STATES
@@ -43,6 +43,18 @@ class EyrieDeployment(models.Model):
         help="The clone ran 'odoo neutralize' before it took traffic.",
     )
     clone_ids = fields.One2many("eyrie.deployment", "cloned_from_id", string="Clones")
+    clone_supported = fields.Boolean(
+        compute="_compute_clone_supported",
+        help="Its type implements <type>_action_clone.",
+    )
+
+    @api.depends("deployment_type")
+    def _compute_clone_supported(self):
+        for deployment in self:
+            deployment.clone_supported = bool(
+                deployment.deployment_type
+                and hasattr(deployment, f"{deployment.deployment_type}_action_clone")
+            )
 
     # ------------------------------------------------------------------
     # Public action (form button, XML-RPC)
@@ -132,6 +144,20 @@ class EyrieDeployment(models.Model):
                 )
             )
         return scope
+
+    def _check_clone_source_readable(self):
+        # PGO restores the clone through the repository host of this
+        # deployment's cluster, which a paused cluster has shut down; a bucket
+        # is read directly.
+        if self.repository_state == "pause" and self.scope_id.backup_target != "s3":
+            raise UserError(
+                self.env._(
+                    "Deployment %(name)s cannot be cloned while paused: its backups "
+                    "are on a volume of its database cluster, which is shut down. "
+                    "Deploy (resume) it first.",
+                    name=self.name,
+                )
+            )
 
     def _clone_backup(self, backup_id):
         self.ensure_one()

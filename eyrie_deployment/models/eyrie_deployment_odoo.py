@@ -244,7 +244,7 @@ class EyrieDeploymentOdoo(models.Model):
         self._odoo_check_own_database("be cloned")
         scope = self._clone_scope(scope_id)
         backup = self._clone_backup(backup_id)
-        self._odoo_check_clone_source_readable()
+        self._check_clone_source_readable()
         source_values = self._odoo_values(need_hostname=False)
         values = json.loads(self.values) if self.values else {}
         # The clone is served under a name of its own, and its database keeps
@@ -289,20 +289,6 @@ class EyrieDeploymentOdoo(models.Model):
             data=data,
             filestore=filestore,
         )
-
-    def _odoo_check_clone_source_readable(self):
-        # PGO restores the clone through the repository host of this
-        # deployment's cluster, which a paused cluster has shut down; a bucket
-        # is read directly.
-        if self.repository_state == "pause" and self.scope_id.backup_target != "s3":
-            raise UserError(
-                self.env._(
-                    "Deployment %(name)s cannot be cloned while paused: its backups "
-                    "are on a volume of its database cluster, which is shut down. "
-                    "Deploy (resume) it first.",
-                    name=self.name,
-                )
-            )
 
     def _odoo_check_own_database(self, verb):
         database = self.sudo().database_deployment_id

@@ -1,4 +1,7 @@
+import json
+
 from odoo import api, fields, models
+from odoo.exceptions import UserError
 
 from .eyrie_scope import BOOK_ACTIONS
 
@@ -50,8 +53,44 @@ class EyrieDeploymentPgo(models.Model):
         backup, target = self._restore_point(backup_id, target_time)
         return self._start_restore(backup, target, self._pgo_values())
 
+    @api.private
+    def pgo_action_clone(
+        self, scope_id=None, name=None, backup_id=None, neutralize=True, created=None
+    ):
+        scope = self._clone_scope(scope_id)
+        if scope.neutralize_clones:
+            # Its databases may be Odoo's, and Eyrie cannot tell which: a copy
+            # it cannot neutralize goes only where the scope allows that.
+            raise UserError(
+                self.env._(
+                    "Clone of %(name)s: scope %(scope)s requires clones to be "
+                    "neutralized, and a PostgreSQL deployment's databases cannot "
+                    "be (Eyrie does not know which are Odoo's). Choose a scope "
+                    "without 'Neutralize Clones', or clone the Odoo deployments.",
+                    name=self.name,
+                    scope=scope.name,
+                )
+            )
+        backup = self._clone_backup(backup_id)
+        self._check_clone_source_readable()
+        values = json.loads(self.values) if self.values else {}
+        clone = self._create_clone(scope, name, backup, False, values)
+        clone._run_action("deploy", trigger="user")
+        self.message_post(
+            body=self.env._(
+                "Cloned into %(clone)s (%(data)s).",
+                clone=clone.name,
+                data=backup.display_name
+                if backup
+                else self.env._("its data as it is now"),
+            )
+        )
+        if created is not None:
+            created.append(clone)
+        return clone
+
     def _pgo_values(self):
-        return self._with_backup_values(self._effective_values())
+        return self._with_backup_values(self._effective_values()) | self._clone_values()
 
     # ------------------------------------------------------------------
     # Books, values and secrets

@@ -14,13 +14,14 @@ from odoo.addons.queue_job.job import Job
 SAFETY_LIMIT = 1000
 
 
-def run_queue_jobs(env, limit=None, timers=False):
+def run_queue_jobs(env, limit=None, timers=False, also=()):
     """Perform the jobs' queue jobs that are due (and the timer jobs with
-    ``timers``), oldest first, the ones they queue included, until none is
-    due (or ``limit`` ran). Returns how many ran. The tests move time with
-    freezegun: a timer job runs only when a test asks for it."""
+    ``timers``, the queue jobs of the methods ``also``), oldest first, the
+    ones they queue included, until none is due (or ``limit`` ran). Returns
+    how many ran. The tests move time with freezegun: a timer job runs only
+    when a test asks for it."""
     QueueJob = env["queue.job"].sudo()
-    methods = ["_run_queued"] + (["_run_due_timer"] if timers else [])
+    methods = ["_run_queued"] + (["_run_due_timer"] if timers else []) + list(also)
     ran = 0
     while limit is None or ran < limit:
         env.flush_all()

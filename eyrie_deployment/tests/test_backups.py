@@ -13,6 +13,7 @@ from .kube_common import (
     OperatorsMixin,
     TwoUsersRpcCase,
 )
+from .queue_jobs import run_queue_jobs
 
 SNAPSHOT = "snapshot.storage.k8s.io/v1"
 
@@ -124,6 +125,94 @@ class TestBackups(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         self._run(db, "backup")
         self.assertEqual(db.backup_ids.state, "done")
         self.assertNotIn("filestore", db.backup_ids.holds)
+
+    # -- scheduled backups --------------------------------------------------
+
+    def _report_scheduled_runs(self, namespace, runs):
+        """PGO's status after its CronJobs ran: the instances ready and one
+        entry per scheduled backup Job."""
+        self.emulator.set_status(
+            PGO,
+            "PostgresCluster",
+            "db",
+            {
+                "instances": [{"name": "instance1", "readyReplicas": 1}],
+                "pgbackrest": {"scheduledBackups": runs},
+            },
+            namespace=namespace,
+        )
+
+    def _record_scheduled(self):
+        self.env["eyrie.backup"]._cron_record_scheduled_backups()
+        run_queue_jobs(self.env, also=("_record_scheduled_backups",))
+
+    def test_scheduled_backups_are_recorded_once_per_run(self):
+        db = self._create("pg-sched", "pgo")
+        self._run(db, "deploy")
+        full = {
+            "cronJobName": "db-repo1-full",
+            "repo": "repo1",
+            "type": "full",
+            "startTime": "2026-11-29T01:00:02Z",
+            "completionTime": "2026-11-29T01:04:10Z",
+            "succeeded": 1,
+        }
+        incremental = {
+            "cronJobName": "db-repo1-incr",
+            "repo": "repo1",
+            "type": "incr",
+            "startTime": "2026-11-30T01:00:03Z",
+            "failed": 1,
+        }
+        running = dict(
+            incremental, startTime="2026-12-01T01:00:01Z", failed=0, active=1
+        )
+        self._report_scheduled_runs("pg-sched", [full, incremental, running])
+        self._record_scheduled()
+        backups = db.backup_ids.sorted("started_at")
+        self.assertEqual(
+            [(b.kind, b.label, b.state) for b in backups],
+            [
+                ("scheduled", "db-repo1-full", "done"),
+                ("scheduled", "db-repo1-incr", "failed"),
+                ("scheduled", "db-repo1-incr", "running"),
+            ],
+        )
+        self.assertEqual(str(backups[0].completed_at), "2026-11-29 01:04:10")
+        self.assertIn("scheduled incr backup Job", backups[1].error_message)
+        # Read again: the same runs, one record each; the running one ended.
+        running |= {"active": 0, "succeeded": 1}
+        running["completionTime"] = "2026-12-01T01:02:00Z"
+        self._report_scheduled_runs("pg-sched", [full, incremental, running])
+        self._record_scheduled()
+        self.assertEqual(len(db.backup_ids), 3)
+        self.assertEqual(backups[2].state, "done")
+        # A scheduled backup is one to restore to, like any other.
+        self.assertEqual(
+            db._restore_point(backups[2].id, None),
+            (backups[2], backups[2].completed_at),
+        )
+
+    def test_one_unreadable_deployment_does_not_stop_the_recording(self):
+        first = self._create("pg-first", "pgo")
+        second = self._create("pg-second", "pgo")
+        self._run(first, "deploy")
+        self._run(second, "deploy")
+        run = {
+            "cronJobName": "db-repo1-full",
+            "repo": "repo1",
+            "startTime": "2026-11-29T01:00:02Z",
+            "succeeded": 1,
+        }
+        self._report_scheduled_runs("pg-first", [run])
+        self._report_scheduled_runs("pg-second", [run])
+        self.emulator.fail("GET", "/namespaces/pg-first/postgresclusters/db", 403)
+        self._record_scheduled()
+        self.assertFalse(first.backup_ids)
+        self.assertEqual(second.backup_ids.mapped("kind"), ["scheduled"])
+        # The next run reads it.
+        self._record_scheduled()
+        self.assertEqual(first.backup_ids.mapped("kind"), ["scheduled"])
 
     # -- bucket target and final backup before drop ---------------------------
 

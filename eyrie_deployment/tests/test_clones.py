@@ -182,6 +182,51 @@ class TestClones(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         )["spec"]["template"]["spec"]
         self.assertNotIn("initContainers", pod)
 
+    def test_postgresql_clone_starts_from_its_source_with_passwords_of_its_own(self):
+        self.staging.neutralize_clones = False
+        db = self._create("pg-prod", "pgo")
+        self._run(db, "deploy")
+        self._run(db, "backup")
+        backup = db.backup_ids
+        clone = self._clone(
+            db, scope_id=self.staging.id, name="pg-copy", backup_id=backup.id
+        )
+        self._settle(between_rounds=self._play_operators)
+        self.assertEqual((clone.deployment_type, clone.state), ("pgo", "deploy"))
+        self.assertEqual((clone.cloned_from_id, clone.clone_backup_id), (db, backup))
+        self.assertFalse(clone.clone_neutralize)
+        stamp = backup.completed_at.strftime("%Y-%m-%d %H:%M:%S")
+        cluster = self.emulator.get(PGO, "PostgresCluster", "db", namespace="pg-copy")
+        self.assertEqual(
+            cluster["spec"]["dataSource"],
+            {
+                "postgresCluster": {
+                    "clusterName": "db",
+                    "clusterNamespace": "pg-prod",
+                    "repoName": "repo1",
+                    "options": ["--type=time", f'--target="{stamp}+00"'],
+                }
+            },
+        )
+        # The copied roles get the clone's own passwords (PGO adopts them).
+        own = clone.sudo().credentials["pguser_odoo"]
+        self.assertNotEqual(own, db.sudo().credentials["pguser_odoo"])
+        secret = self._get("Secret", "db-pguser-odoo", "pg-copy")
+        self.assertEqual(base64.b64decode(secret["data"]["password"]).decode(), own)
+        self.assertIn("Cloned into pg-copy", self._messages(db))
+        # Once deployed, it is a PostgreSQL deployment like any other.
+        self._run(clone, "deploy")
+        cluster = self.emulator.get(PGO, "PostgresCluster", "db", namespace="pg-copy")
+        self.assertNotIn("dataSource", cluster["spec"])
+
+    def test_postgresql_clone_refused_where_clones_must_be_neutralized(self):
+        db = self._create("pg-strict", "pgo")
+        self._run(db, "deploy")
+        self.assertTrue(self.staging.neutralize_clones)
+        with self.assertRaisesMessage(UserError, "Eyrie does not know which are Odoo"):
+            self._clone(db, scope_id=self.staging.id, name="pg-strict-copy")
+        self.assertFalse(db.clone_ids)
+
     def test_failed_neutralization_leaves_the_clone_in_error_never_served(self):
         prod = self._deployed_odoo()
         clone = self._clone(prod, name="prod-broken")

@@ -720,6 +720,26 @@ LOG_TAIL_LINES = 200
 MAX_EVENTS = 50
 
 
+def read_status(client, api_version, kind, name, namespace):
+    """The ``status`` of one object, read now ({} where it has none yet);
+    None where there is no such object, or no such kind on the cluster.
+
+    Raises ``StepError``/``TransientStepError``/``ClusterConnectionError`` as
+    a step would."""
+    what = f"read {kind} {name} in namespace {namespace}"
+    try:
+        resource = client.resources.get(api_version=api_version, kind=kind)
+        return _plain(resource.get(name=name, namespace=namespace)).get("status") or {}
+    except ResourceNotFoundError:
+        return None
+    except DynamicApiError as error:
+        if error.status == 404:
+            return None
+        raise _api_error(error, what) from None
+    except urllib3.exceptions.HTTPError as error:
+        raise _unreachable("the cluster", error) from error
+
+
 def read_logs(client, namespace, selector=None, tail_lines=LOG_TAIL_LINES):
     """What the pods of ``namespace`` (labelled ``selector``, if given)
     printed last (per container, init containers first) and its recent events,

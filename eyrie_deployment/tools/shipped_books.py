@@ -51,10 +51,13 @@ SHIPPED_IN_18_0_1 = {
 }
 
 # The steps 18.0.5.0.0 changes, as 18.0.4.0.0 shipped them: the clone's
-# preparation fetches the filestore archive, and its wait ends when it fails.
+# preparation fetches the filestore archive, and its wait ends when it fails;
+# a PostgreSQL deployment's first deploy starts a clone from its source.
 SHIPPED_IN_18_0_4 = {
     "odoo_initialize_clone_job": "b00a7e3ae245879a4d810ff89753d298",
     "odoo_initialize_clone_job_done": "a2a7020110fa4a7470674d3e934e4060",
+    "pgo_deploy_cluster": "0a8ca937bc6f5377e2b82b34b444b2e8",
+    "pgo_deploy_ready": "7e3e6eebd61eca53c5d0a2a709f5230c",
 }
 
 XML_ID_PREFIX = "eyrie_book_"

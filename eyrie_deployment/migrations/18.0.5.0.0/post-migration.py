@@ -1,7 +1,8 @@
-"""18.0.5.0.0: clones copy the filestore. The backup book's new steps (the
-archive Job) are created by the update; the clone's preparation steps nobody
-edited get the new templates (fetch and unpack the archive, fail when the
-Job fails)."""
+"""18.0.5.0.0: clones copy the filestore, PostgreSQL deployments can be
+cloned. The backup book's new steps (the archive Job) are created by the
+update; the changed steps nobody edited get the new templates (the clone's
+preparation fetches and unpacks the archive and fails when its Job fails;
+the PostgreSQL deploy book starts a clone from its source)."""
 
 from odoo import SUPERUSER_ID, api
 
@@ -18,5 +19,5 @@ def migrate(cr, version):
     refresh_unmodified_steps(
         env,
         SHIPPED_IN_18_0_4,
-        change="the clone's preparation fetches the filestore archive",
+        change="clones: the filestore archive, PostgreSQL clones",
     )

@@ -135,6 +135,8 @@ class EyrieBackup(models.Model):
                 when=when,
                 filestore=self.env._(", the filestore from its snapshot")
                 if self.filestore_snapshot
+                else self.env._(", the filestore from its archive")
+                if self.filestore_archive
                 else "",
             )
         hint = self.env._(

@@ -228,6 +228,11 @@ class EyrieDeployment(models.Model):
             "restore_label": f"eyrie-restore-{self.id}-{stamp}",
             "restore_target": fields.Datetime.to_string(target) + "+00",
             "restore_snapshot": backup.filestore_snapshot or "",
+            # The archive only where there is no snapshot (a volume from a
+            # snapshot is the faster of the two), read with the scope's keys.
+            "restore_archive": ""
+            if backup.filestore_snapshot or not values.get("backup_s3")
+            else backup.filestore_archive or "",
             "restore_backup_id": backup.id,
         }
         job = self._create_job("restore", book or self._get_book("restore"), values)
@@ -326,11 +331,16 @@ class EyrieDeployment(models.Model):
                 "redeploying.",
                 time=values["restore_target"].removesuffix("+00"),
                 backup=backup.exists().display_name or values["restore_backup_id"],
-                filestore=self.env._(", filestore from its snapshot")
-                if values.get("restore_snapshot")
-                else self.env._(", filestore left as it was"),
+                filestore=self._restored_filestore(values),
             )
         )
+
+    def _restored_filestore(self, values):
+        if values.get("restore_snapshot"):
+            return self.env._(", filestore from its snapshot")
+        if values.get("restore_archive"):
+            return self.env._(", filestore from its archive in the bucket")
+        return self.env._(", filestore left as it was")
 
     def _backup_of(self, job):
         return (

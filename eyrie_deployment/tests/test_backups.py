@@ -414,6 +414,35 @@ class TestBackups(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         self.assertEqual(odoo["spec"]["replicas"], 1)
         self.assertIn(f"Restored to {backup.completed_at}", self._messages(shop))
 
+    def test_restore_without_a_snapshot_takes_the_filestore_from_its_archive(self):
+        scope = self._bucket_scope()
+        shop = self._create(
+            "archive-restore",
+            scope_id=scope.id,
+            values='{"filestore_snapshot": false}',
+        )
+        self._run(shop, "deploy")
+        self._run(shop, "backup")
+        backup = shop.backup_ids
+        self.assertFalse(backup.filestore_snapshot)
+        self.assertIn("the filestore from its archive", backup.restore_hint)
+        shop.action_restore(backup_id=backup.id)
+        self._settle(between_rounds=self._play_operators)
+        self.assertEqual((shop.repository_state, shop.state), ("deploy", "deploy"))
+        label = json.loads(self._job(shop, "restore").values)["restore_label"]
+        pod = self.emulator.get(
+            "batch/v1", "Job", f"filestore-{label}", namespace="archive-restore"
+        )["spec"]["template"]["spec"]
+        fetch, unpack = pod["initContainers"][0], pod["containers"][0]
+        self.assertEqual(fetch["command"][3], backup.filestore_archive)
+        self.assertIn("rm -rf /var/lib/odoo/filestore;", unpack["command"][2])
+        # The volume stays: its content is replaced.
+        volume = self.emulator.get(
+            "v1", "PersistentVolumeClaim", "odoo-filestore", namespace="archive-restore"
+        )
+        self.assertNotIn("dataSource", volume["spec"])
+        self.assertIn("filestore from its archive in the bucket", self._messages(shop))
+
     def test_restore_needs_a_point_it_can_reach(self):
         shop = self._deployed_odoo("pitr-shop")
         with self.assertRaisesMessage(UserError, "either a backup or a point in time"):

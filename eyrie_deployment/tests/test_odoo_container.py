@@ -24,6 +24,7 @@ import time
 import urllib.request
 import xmlrpc.client
 
+from odoo import fields
 from odoo.tests import tagged
 
 from . import odoo_image
@@ -137,11 +138,12 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
         return folder
 
     def _run_container_script(self, container, env, mounts=None):
-        """The container's ``bash /eyrie/<script> <args>``, its ConfigMap and
-        volumes mounted from the test's folders; asserts it exits 0."""
+        """The container's command and arguments (``bash /eyrie/<script>``,
+        ``bash -c ...``), its ConfigMap and volumes mounted from the test's
+        folders; asserts it exits 0."""
         command = self._mounted(container["command"], mounts)
         result = subprocess.run(
-            [*command, *self._mounted(container["args"], mounts)],
+            [*command, *self._mounted(container.get("args", []), mounts)],
             env=env,
             capture_output=True,
             check=False,
@@ -422,6 +424,77 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
                 )
                 with open(path, "rb") as handle:
                     self.assertEqual(hashlib.sha1(handle.read()).hexdigest(), checksum)
+
+    def test_restore_replaces_the_filestore_by_its_archive_for_real(self):
+        """The backup's archive Job, then the restore's Job, run for real
+        against an S3 server: the filestore is as it was at the backup."""
+        self.shipped.write(BUCKET)
+        shop = self._create("real-restore", values='{"filestore_snapshot": false}')
+        shop._ensure_credentials(("admin_password", "db_password"))
+        backup_job = shop._start_backup("manual", shop._odoo_values())
+        backup = shop._backup_of(backup_job)
+        archive_book = self._rendered(shop, "backup", backup_job._job_values())
+        backup.write(
+            {
+                "state": "done",
+                "completed_at": fields.Datetime.now(),
+                "filestore_archive": backup._filestore_archive_url(),
+            }
+        )
+        restore_job = shop._start_restore(
+            backup, backup.completed_at, shop._odoo_values()
+        )[0]
+        restore_book = self._rendered(shop, "restore", restore_job._job_values())
+        secrets = {
+            name: self._decoded(obj)
+            for (kind, name), obj in {**archive_book, **restore_book}.items()
+            if kind == "Secret"
+        }
+        data = os.path.join(self.root, "odoo")
+        mounts = {
+            "/var/lib/odoo": data,
+            "/archive": os.path.join(self.root, "archive"),
+            "/eyrie": os.path.join(self.root, "scripts"),
+        }
+        filestore = os.path.join(data, "filestore", "real-restore")
+        os.makedirs(os.path.join(filestore, "ab"))
+        os.makedirs(mounts["/archive"])
+        for name, text in (("ab/kept", "at the backup"), ("ab/changed", "before")):
+            with open(os.path.join(filestore, name), "w") as handle:
+                handle.write(text)
+        with S3Peer(BUCKET["backup_s3_bucket"]) as s3:
+            pod = archive_book["Job", f"filestore-archive-{backup.label}"]["spec"][
+                "template"
+            ]["spec"]
+            self._write_scripts(
+                archive_book["ConfigMap", "odoo-filestore-scripts"], mounts
+            )
+            self._run_container_script(
+                pod["initContainers"][0], os.environ.copy(), mounts
+            )
+            self._run_aws_container(pod["containers"][0], secrets, s3, mounts)
+            # After the backup: one file changed, one added.
+            with open(os.path.join(filestore, "ab", "changed"), "w") as handle:
+                handle.write("after")
+            with open(os.path.join(filestore, "ab", "added"), "w") as handle:
+                handle.write("after the backup")
+            os.remove(os.path.join(mounts["/archive"], "filestore.tar.gz"))
+            shutil.rmtree(mounts["/eyrie"])
+
+            label = restore_job._job_values()["restore_label"]
+            pod = restore_book["Job", f"filestore-{label}"]["spec"]["template"]["spec"]
+            self._write_scripts(
+                restore_book["ConfigMap", "odoo-filestore-restore"], mounts
+            )
+            self._run_aws_container(pod["initContainers"][0], secrets, s3, mounts)
+            self._run_container_script(pod["containers"][0], os.environ.copy(), mounts)
+        found = {}
+        for folder, _dirs, files in os.walk(filestore):
+            for name in files:
+                path = os.path.join(folder, name)
+                with open(path) as handle:
+                    found[os.path.relpath(path, filestore)] = handle.read()
+        self.assertEqual(found, {"ab/kept": "at the backup", "ab/changed": "before"})
 
     def test_shared_database_drop_job_drops_the_database(self):
         db = self._create("real-pg", "pgo")

@@ -139,6 +139,15 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
             self._validate_all(source, restore, ("restore",)),
             (["PersistentVolumeClaim"], []),
         )
+        from_archive = values | {
+            "restore_label": "eyrie-restore-1-1",
+            "restore_snapshot": "",
+            "restore_archive": "s3://b/x.tar.gz",
+        }
+        self.assertEqual(
+            self._validate_all(source, from_archive, ("restore",)),
+            (["ConfigMap", "Job", "Secret"], []),
+        )
         clone = self._create("schema-prod-copy", "odoo")
         clone.sudo().write({"cloned_from_id": source.id, "clone_backup_id": backup.id})
         clone._ensure_credentials(("admin_password", "db_password"))

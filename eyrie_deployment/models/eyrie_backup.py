@@ -5,6 +5,7 @@ BACKUP_KINDS = [
     ("manual", "Manual"),
     ("before_drop", "Before Drop"),
     ("before_restore", "Before Restore"),
+    ("before_update", "Before Update"),
     ("before_clone", "Before Clone"),
 ]
 BACKUP_STATES = [

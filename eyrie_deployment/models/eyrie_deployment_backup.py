@@ -246,10 +246,24 @@ class EyrieDeployment(models.Model):
         """The final backup a drop takes first where the scope asks for one;
         None where it does not."""
         self.ensure_one()
-        if not self.scope_id.backup_before_drop or self.repository_state not in (
-            "deploy",
-            "pause",
-        ):
+        if not self.scope_id.backup_before_drop:
+            return None
+        return self._start_backup_before("before_drop", values, "'Backup Before Drop'")
+
+    def _start_update_backup(self, values):
+        """The backup a deploy of a deployed deployment (an update) takes
+        first where the scope asks for one; None where it does not."""
+        self.ensure_one()
+        if not self.scope_id.backup_before_update or self.repository_state != "deploy":
+            return None
+        return self._start_backup_before(
+            "before_update", values, "'Backup Before Update'"
+        )
+
+    def _start_backup_before(self, kind, values, option):
+        """The backup job of ``kind`` that another job of this deployment is
+        chained after; None where there is no data to back up yet."""
+        if self.repository_state not in ("deploy", "pause"):
             return None
         values = self._with_backup_values(
             self._effective_values() if values is None else values
@@ -259,14 +273,14 @@ class EyrieDeployment(models.Model):
         except UserError as error:
             raise UserError(
                 self.env._(
-                    "Scope %(scope)s takes a backup before every drop, and "
-                    "%(error)s Or a manager clears 'Backup Before Drop' on the "
-                    "scope.",
+                    "Scope %(scope)s takes a backup first (%(option)s), and "
+                    "%(error)s Or a manager clears %(option)s on the scope.",
                     scope=self.scope_id.name,
+                    option=option,
                     error=error.args[0],
                 )
             ) from error
-        return self._start_backup("before_drop", values, book=book, state=None)
+        return self._start_backup(kind, values, book=book, state=None)
 
     # ------------------------------------------------------------------
     # Outcomes
@@ -287,9 +301,9 @@ class EyrieDeployment(models.Model):
                 "filestore_archive": backup._filestore_archive_url(),
             }
         )
-        # A drop chained after its final backup; a clone's jobs chained after
-        # a backup of its source are another deployment's.
-        following = self.env["eyrie.job"].search_count(
+        # A drop or an update chained after its backup; a clone's jobs chained
+        # after a backup of its source are another deployment's.
+        following = self.env["eyrie.job"].search(
             [
                 ("previous_job_id", "=", job.id),
                 ("deployment_id", "=", self.id),
@@ -297,8 +311,9 @@ class EyrieDeployment(models.Model):
             ],
             limit=1,
         )
+        next_state = {"drop": "dropping", "deploy": "deploying"}
         self._set_lifecycle(
-            state="dropping" if following else self.repository_state,
+            state=next_state.get(following.action, self.repository_state),
             error_message=False,
         )
         self._message_log(
@@ -313,6 +328,12 @@ class EyrieDeployment(models.Model):
             message = self.env._(
                 "Not dropped: the final backup before drop failed, so nothing was "
                 "deleted. %(error)s",
+                error=job.error_message,
+            )
+        elif backup.kind == "before_update":
+            message = self.env._(
+                "Not updated: the backup before update failed, so nothing was "
+                "changed. %(error)s",
                 error=job.error_message,
             )
         else:

@@ -256,6 +256,7 @@ class EyrieDeployment(models.Model):
             "url": url,
             "endpoint_url": bucket["endpoint_url"],
             "region": bucket["region"],
+            "client_image": bucket["client_image"],
         }
 
     def _clone_secrets(self):

@@ -43,9 +43,12 @@ class EyrieDeployment(models.Model):
             )
             self._set_lifecycle(repository_state="initialize", state="initializing")
             return initialize_job | deploy_job
-        deploy_job = self._create_job("deploy", deploy_book, values, previous_job=after)
-        self._set_lifecycle(state="deploying")
-        return deploy_job
+        backup = self._start_update_backup(values)
+        deploy_job = self._create_job(
+            "deploy", deploy_book, values, previous_job=backup or after
+        )
+        self._set_lifecycle(state="backing_up" if backup else "deploying")
+        return (backup or deploy_job.browse()) | deploy_job
 
     def _start_pause(self, book=None, values=None):
         self.ensure_one()

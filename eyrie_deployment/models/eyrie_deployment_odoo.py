@@ -33,9 +33,8 @@ ODOO_DEFAULT_VALUES = {
     "filestore_snapshot": True,
     "snapshot_class": "",
     # Backups to a bucket also archive the filestore there (tar.gz), which a
-    # clone in another namespace starts from; this image uploads and fetches.
+    # clone in another namespace starts from.
     "filestore_archive": True,
-    "s3_client_image": "amazon/aws-cli:2.17.0",
     # The scope's Mail Catcher (Mailpit) runs this image.
     "mail_catcher_image": "axllent/mailpit:v1.27",
 }
@@ -306,20 +305,20 @@ class EyrieDeploymentOdoo(models.Model):
             )
         )
 
-    def _start_drop_backup(self, values):
+    def _start_backup_before(self, kind, values, option):
         # The database of a shared PostgreSQL deployment is in that
-        # deployment's own backups; this drop has no repository to back up to.
+        # deployment's own backups; this Odoo has no repository to back up to.
         if self.deployment_type == "odoo" and self.database_mode == "shared":
-            if self.scope_id.backup_before_drop:
-                self._message_log(
-                    body=self.env._(
-                        "No final backup before drop: the database is in PostgreSQL "
-                        "deployment %s, whose own backups hold it.",
-                        self.sudo().database_deployment_id.name,
-                    )
+            self._message_log(
+                body=self.env._(
+                    "No backup first (%(option)s): the database is in PostgreSQL "
+                    "deployment %(database)s, whose own backups hold it.",
+                    option=option,
+                    database=self.sudo().database_deployment_id.name,
                 )
+            )
             return None
-        return super()._start_drop_backup(values)
+        return super()._start_backup_before(kind, values, option)
 
     @api.private
     def odoo_action_drop(self):

@@ -43,6 +43,15 @@ class EyrieScope(models.Model):
     backup_s3_secret_key = fields.Char(
         string="Secret Access Key", groups="eyrie_deployment.group_eyrie_manager"
     )
+    backup_s3_client_image = fields.Char(
+        string="S3 Client Image",
+        default="amazon/aws-cli:2.17.0",
+        required=True,
+        tracking=True,
+        help="The AWS CLI image that archives and fetches an Odoo's filestore "
+        "in the bucket. A scope setting, not a deployment value: its "
+        "containers get the bucket's keys.",
+    )
     backup_full_schedule = fields.Char(
         string="Full Backups",
         default="0 1 * * 0",
@@ -71,6 +80,13 @@ class EyrieScope(models.Model):
         "fails, nothing is dropped. Needs a bucket target.",
     )
 
+    backup_before_update = fields.Boolean(
+        tracking=True,
+        help="A deploy of a deployment that is already deployed (new values, a "
+        "new image) first takes a backup; if it fails, nothing is changed. A "
+        "resume from pause is not an update.",
+    )
+
     _sql_constraints = [
         (
             "backup_retention_positive",
@@ -94,10 +110,19 @@ class EyrieScope(models.Model):
         "backup_before_drop",
         "backup_full_schedule",
         "backup_incremental_schedule",
+        "backup_s3_client_image",
     )
     def _check_backup_settings(self):
         for scope in self:
             scope._check_backup_schedules()
+            if any(c.isspace() for c in scope.backup_s3_client_image or " "):
+                raise ValidationError(
+                    self.env._(
+                        "Scope %(scope)s: 'S3 Client Image' must be a container "
+                        "image reference such as amazon/aws-cli:2.17.0.",
+                        scope=scope.name,
+                    )
+                )
             if scope.backup_target == "s3":
                 scope._check_backup_bucket()
             elif scope.backup_before_drop:
@@ -217,6 +242,7 @@ class EyrieScope(models.Model):
             "endpoint_url": f"https://{self.backup_s3_endpoint}",
             "region": self.backup_s3_region,
             "prefix": repo_path.strip("/"),
+            "client_image": self.backup_s3_client_image,
         }
 
     def _backup_secrets(self):

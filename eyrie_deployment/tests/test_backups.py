@@ -282,6 +282,11 @@ class TestBackups(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
                 "app.kubernetes.io/instance": "archive-shop",
             },
         )
+        # The container that gets the keys runs the scope's image, which a
+        # deployment's values cannot change.
+        self.assertEqual(upload["image"], scope.backup_s3_client_image)
+        with self.assertRaisesMessage(ValidationError, "'s3_client_image' is not"):
+            shop.values = '{"s3_client_image": "attacker/keys:latest"}'
         keys = self.emulator.get("v1", "Secret", "eyrie-s3", namespace="archive-shop")
         self.assertEqual(
             base64.b64decode(keys["data"]["AWS_SECRET_ACCESS_KEY"]).decode(),
@@ -368,6 +373,48 @@ class TestBackups(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         self.assertIsNotNone(self.emulator.get("v1", "Namespace", "safe-shop"))
         self.assertIsNotNone(self._pg("safe-shop"))
         self.assertEqual(shop.backup_ids.state, "failed")
+
+    def test_update_takes_a_backup_first_where_the_scope_asks(self):
+        self.shipped.backup_before_update = True
+        shop = self._deployed_odoo("update-shop")
+        self.assertFalse(shop.backup_ids, "a first deploy is not an update")
+        shop.values = '{"workers": 6}'
+        shop.action_deploy()
+        self.assertEqual(shop.state, "backing_up")
+        self._settle(between_rounds=self._play_operators)
+        backup = shop.backup_ids
+        self.assertEqual((backup.kind, backup.state), ("before_update", "done"))
+        self.assertEqual((shop.repository_state, shop.state), ("deploy", "deploy"))
+        deploy = self._job(shop, "deploy")
+        self.assertEqual(deploy.previous_job_id, backup.job_id)
+        self.assertEqual(deploy.state, "done")
+        odoo = self.emulator.get(
+            "apps/v1", "Deployment", "odoo", namespace="update-shop"
+        )
+        self.assertIn(
+            "--workers=6", odoo["spec"]["template"]["spec"]["containers"][0]["args"]
+        )
+        # A resume is not an update: no backup.
+        self._run(shop, "pause")
+        self._run(shop, "deploy")
+        self.assertEqual(len(shop.backup_ids), 1)
+
+    def test_update_whose_backup_fails_changes_nothing(self):
+        self.shipped.backup_before_update = True
+        shop = self._deployed_odoo("careful-shop")
+        shop.values = '{"workers": 6}'
+        shop.action_deploy()
+        self._settle(between_rounds=lambda _r: self.emulator.play_operators(True))
+        self.assertEqual((shop.repository_state, shop.state), ("deploy", "deploy"))
+        self.assertIn(
+            "Not updated: the backup before update failed", shop.error_message
+        )
+        self.assertEqual(self._job(shop, "deploy").state, "cancelled")
+        odoo = self.emulator.get(
+            "apps/v1", "Deployment", "odoo", namespace="careful-shop"
+        )
+        args = odoo["spec"]["template"]["spec"]["containers"][0]["args"]
+        self.assertNotIn("--workers=6", args)
 
     def test_backup_before_drop_needs_a_bucket(self):
         with self.assertRaisesMessage(ValidationError, "needs a bucket target"):

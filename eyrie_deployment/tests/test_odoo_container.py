@@ -153,7 +153,7 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
 
     def _run_aws_container(self, container, secrets, s3, mounts):
-        """A container of the s3_client_image (``aws ...``) with this
+        """A container of the scope's S3 client image (``aws ...``) with this
         machine's AWS CLI, the bucket's endpoint replaced by the S3 peer's;
         asserts it exits 0."""
         command = container["command"]

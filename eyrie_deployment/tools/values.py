@@ -174,7 +174,6 @@ VALUE_CHECKS = {
     "filestore_archive": _check_flag,
     "snapshot_class": _check_optional_name,
     "mail_catcher_image": _check_image,
-    "s3_client_image": _check_image,
     "hostname": check_hostname,
     "dns_target": _check_dns_target,
     "image": _check_image,

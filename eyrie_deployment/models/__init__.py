@@ -1,4 +1,6 @@
+from . import eyrie_backup_bucket_mixin
 from . import eyrie_cluster
+from . import eyrie_cluster_backup
 from . import eyrie_deployment_book
 from . import eyrie_deployment_book_step
 from . import eyrie_scope

@@ -179,9 +179,9 @@ class EyrieDeployment(models.Model):
 
     def _backup_location(self):
         """Where the scope's target keeps this deployment's database backups."""
-        scope = self.scope_id
-        if scope.backup_target == "s3":
-            return f"s3://{scope.backup_s3_bucket}{self._backup_repo_path()}"
+        bucket = self.scope_id._backup_bucket()
+        if bucket:
+            return f"s3://{bucket.backup_s3_bucket}{self._backup_repo_path()}"
         return f"volume {POSTGRES_CLUSTER_NAME}-repo1 in namespace {self.namespace}"
 
     def _start_backup(self, kind, values, book=None, state="backing_up"):

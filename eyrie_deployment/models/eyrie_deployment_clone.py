@@ -149,7 +149,7 @@ class EyrieDeployment(models.Model):
         # PGO restores the clone through the repository host of this
         # deployment's cluster, which a paused cluster has shut down; a bucket
         # is read directly.
-        if self.repository_state == "pause" and self.scope_id.backup_target != "s3":
+        if self.repository_state == "pause" and not self.scope_id._backup_to_bucket():
             raise UserError(
                 self.env._(
                     "Deployment %(name)s cannot be cloned while paused: its backups "
@@ -249,7 +249,10 @@ class EyrieDeployment(models.Model):
         url = backup._filestore_archive_url() if usable else False
         if not url:
             return False
-        bucket = backup.deployment_id.scope_id._backup_s3_location("")
+        # The source's scope has the bucket's settings; a source dropped
+        # since has none left to read them from.
+        scope = backup.deployment_id.scope_id
+        bucket = scope._backup_s3_location("") if scope else False
         if not bucket:
             return False
         return {

@@ -3,54 +3,33 @@ import re
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
-from ..tools.values import check_hostname
+from .eyrie_backup_bucket_mixin import BUCKET_FIELDS
 
 # Five cron fields, as a Kubernetes CronJob (and PGO's schedules) take them.
 CRON_RE = re.compile(r"^\s*([0-9*,/\-]+\s+){4}[0-9*,/\-A-Za-z]+\s*$")
-BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
-REGION_RE = re.compile(r"^[a-z0-9\-]{1,40}$")
-S3_SECRET_FIELDS = ("backup_s3_key_id", "backup_s3_secret_key")
 
 
 class EyrieScope(models.Model):
-    """Where the deployments of a scope keep their backups, and when."""
+    """Where the deployments of a scope keep their backups, and when: a
+    volume in each namespace, a bucket of the scope's own, or its cluster's
+    bucket."""
 
-    _inherit = "eyrie.scope"
+    _name = "eyrie.scope"
+    _inherit = ["eyrie.scope", "eyrie.backup.bucket.mixin"]
 
     backup_target = fields.Selection(
         [
             ("volume", "Volume in the cluster"),
             ("s3", "S3-compatible bucket"),
+            ("cluster", "The cluster's bucket"),
         ],
         default="volume",
         required=True,
         tracking=True,
         help="Where pgBackRest keeps the database backups: a volume in the "
         "deployment's namespace (deleted with it), or a bucket, where backups "
-        "outlive the deployment.",
-    )
-    backup_s3_bucket = fields.Char(string="Bucket", tracking=True)
-    backup_s3_endpoint = fields.Char(
-        string="Endpoint",
-        tracking=True,
-        help="Host name of the S3 service, for example s3.eu-west-1.amazonaws.com "
-        "or minio.example.com.",
-    )
-    backup_s3_region = fields.Char(string="Region", default="us-east-1", tracking=True)
-    backup_s3_key_id = fields.Char(
-        string="Access Key ID", groups="eyrie_deployment.group_eyrie_manager"
-    )
-    backup_s3_secret_key = fields.Char(
-        string="Secret Access Key", groups="eyrie_deployment.group_eyrie_manager"
-    )
-    backup_s3_client_image = fields.Char(
-        string="S3 Client Image",
-        default="amazon/aws-cli:2.17.0",
-        required=True,
-        tracking=True,
-        help="The AWS CLI image that archives and fetches an Odoo's filestore "
-        "in the bucket. A scope setting, not a deployment value: its "
-        "containers get the bucket's keys.",
+        "outlive the deployment: the scope's own, or the one set on its "
+        "cluster for all its scopes.",
     )
     backup_full_schedule = fields.Char(
         string="Full Backups",
@@ -98,33 +77,23 @@ class EyrieScope(models.Model):
     @api.depends("backup_target")
     def _compute_backup_before_drop(self):
         for scope in self:
-            scope.backup_before_drop = scope.backup_target == "s3"
+            scope.backup_before_drop = scope._backup_to_bucket()
 
     @api.constrains(
         "backup_target",
-        "backup_s3_key_id",
-        "backup_s3_secret_key",
-        "backup_s3_bucket",
-        "backup_s3_endpoint",
-        "backup_s3_region",
+        "cluster_id",
         "backup_before_drop",
         "backup_full_schedule",
         "backup_incremental_schedule",
-        "backup_s3_client_image",
+        *BUCKET_FIELDS,
     )
     def _check_backup_settings(self):
         for scope in self:
             scope._check_backup_schedules()
-            if any(c.isspace() for c in scope.backup_s3_client_image or " "):
-                raise ValidationError(
-                    self.env._(
-                        "Scope %(scope)s: 'S3 Client Image' must be a container "
-                        "image reference such as amazon/aws-cli:2.17.0.",
-                        scope=scope.name,
-                    )
-                )
             if scope.backup_target == "s3":
-                scope._check_backup_bucket()
+                scope._check_backup_bucket(self.env._("Scope %s", scope.name))
+            elif scope.backup_target == "cluster":
+                scope._check_cluster_bucket()
             elif scope.backup_before_drop:
                 raise ValidationError(
                     self.env._(
@@ -135,6 +104,20 @@ class EyrieScope(models.Model):
                         scope=scope.name,
                     )
                 )
+
+    def _check_cluster_bucket(self):
+        cluster = self.cluster_id.sudo()
+        if not cluster.backup_s3_bucket:
+            raise ValidationError(
+                self.env._(
+                    "Scope %(scope)s: 'Backup Target' is the cluster's bucket, but "
+                    "cluster %(cluster)s has none. Set its bucket (cluster, tab "
+                    "Backups), or choose another target.",
+                    scope=self.name,
+                    cluster=cluster.name,
+                )
+            )
+        cluster._check_backup_bucket(self.env._("Cluster %s", cluster.name))
 
     def _check_backup_schedules(self):
         for field_name in ("backup_full_schedule", "backup_incremental_schedule"):
@@ -151,45 +134,25 @@ class EyrieScope(models.Model):
                     )
                 )
 
-    def _check_backup_bucket(self):
-        problems = []
-        if not BUCKET_RE.match(self.backup_s3_bucket or ""):
-            problems.append(
-                self.env._("'Bucket' must be an S3 bucket name (a-z, 0-9, '.', '-')")
-            )
-        try:
-            check_hostname(self.backup_s3_endpoint or "")
-        except ValueError:
-            problems.append(
-                self.env._("'Endpoint' must be a host name, such as minio.example.com")
-            )
-        if not REGION_RE.match(self.backup_s3_region or ""):
-            problems.append(self.env._("'Region' must be a region name (us-east-1)"))
-        for field_name in S3_SECRET_FIELDS:
-            key = self.sudo()[field_name] or ""
-            if not key or any(c.isspace() or not c.isprintable() for c in key):
-                problems.append(
-                    self.env._(
-                        "'%s' must be set, without spaces or line breaks",
-                        self._fields[field_name].string,
-                    )
-                )
-        if problems:
-            raise ValidationError(
-                self.env._(
-                    "Scope %(scope)s backs up to a bucket: %(problems)s.",
-                    scope=self.name,
-                    problems="; ".join(problems),
-                )
-            )
-
     # ------------------------------------------------------------------
     # What the books see
     # ------------------------------------------------------------------
 
+    def _backup_to_bucket(self):
+        self.ensure_one()
+        return self.backup_target in ("s3", "cluster")
+
+    def _backup_bucket(self):
+        """The record whose bucket settings this scope uses (itself or its
+        cluster), or None with a volume target."""
+        self.ensure_one()
+        if self.backup_target == "cluster":
+            return self.cluster_id
+        return self if self.backup_target == "s3" else None
+
     def _backup_repo_name(self):
         self.ensure_one()
-        return "repo2" if self.backup_target == "s3" else "repo1"
+        return "repo2" if self._backup_to_bucket() else "repo1"
 
     def _pgbackrest_spec(self, values, repo_path):
         """``spec.backups.pgbackrest`` of a PostgresCluster of this scope:
@@ -210,11 +173,12 @@ class EyrieScope(models.Model):
             repo["schedules"] = schedules
         retention = str(self.backup_retention_full)
         spec = {"repos": [repo]}
-        if self.backup_target == "s3":
+        bucket = self._backup_bucket()
+        if bucket:
             repo["s3"] = {
-                "bucket": self.backup_s3_bucket,
-                "endpoint": self.backup_s3_endpoint,
-                "region": self.backup_s3_region,
+                "bucket": bucket.backup_s3_bucket,
+                "endpoint": bucket.backup_s3_endpoint,
+                "region": bucket.backup_s3_region,
             }
             spec["configuration"] = [{"secret": {"name": "pgbackrest-s3"}}]
             spec["global"] = {
@@ -235,24 +199,12 @@ class EyrieScope(models.Model):
         """The bucket as the books' S3 clients see it (no keys): False for
         the volume target. ``prefix`` is the deployment's own."""
         self.ensure_one()
-        if self.backup_target != "s3":
-            return False
-        return {
-            "bucket": self.backup_s3_bucket,
-            "endpoint_url": f"https://{self.backup_s3_endpoint}",
-            "region": self.backup_s3_region,
-            "prefix": repo_path.strip("/"),
-            "client_image": self.backup_s3_client_image,
-        }
+        bucket = self._backup_bucket()
+        return bucket._bucket_location(repo_path) if bucket else False
 
     def _backup_secrets(self):
         """The bucket's keys, for the books' ``secrets`` only (never values,
         which a job shows)."""
         self.ensure_one()
-        scope = self.sudo()
-        if scope.backup_target != "s3":
-            return {}
-        return {
-            "s3_key_id": scope.backup_s3_key_id or "",
-            "s3_secret_key": scope.backup_s3_secret_key or "",
-        }
+        bucket = self._backup_bucket()
+        return bucket._bucket_keys() if bucket else {}

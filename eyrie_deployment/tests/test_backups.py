@@ -2,7 +2,7 @@ import base64
 import json
 import xmlrpc.client
 
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 
 from .common import ShippedScopeMixin
 from .kube_common import (
@@ -339,6 +339,71 @@ class TestBackups(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         self.assertIn("The backup failed", shop.error_message)
         self.assertIn(f"filestore-archive-{backup.label}", shop.error_message)
         self.assertEqual((shop.repository_state, shop.state), ("deploy", "deploy"))
+
+    def test_scopes_share_the_clusters_bucket(self):
+        self.cluster.write(
+            {
+                "backup_s3_bucket": "cluster-backups",
+                "backup_s3_endpoint": "minio.example.com",
+                "backup_s3_region": "eu-central-1",
+                "backup_s3_key_id": "CLUSTERKEY",
+                "backup_s3_secret_key": "cluster-s3cr3t",
+            }
+        )
+        scope = self._bucket_scope(
+            backup_target="cluster",
+            backup_s3_bucket=False,
+            backup_s3_key_id=False,
+            backup_s3_secret_key=False,
+        )
+        self.assertTrue(scope.backup_before_drop)
+        shop = self._deployed_odoo("shared-bucket", scope)
+        pgbackrest = self._pg("shared-bucket")["spec"]["backups"]["pgbackrest"]
+        self.assertEqual(
+            pgbackrest["repos"][0],
+            {
+                "name": "repo2",
+                "schedules": {"full": "0 1 * * 0", "incremental": "0 1 * * 1-6"},
+                "s3": {
+                    "bucket": "cluster-backups",
+                    "endpoint": "minio.example.com",
+                    "region": "eu-central-1",
+                },
+            },
+        )
+        secret = self.emulator.get(
+            "v1", "Secret", "pgbackrest-s3", namespace="shared-bucket"
+        )
+        self.assertIn(
+            "repo2-s3-key=CLUSTERKEY",
+            base64.b64decode(secret["data"]["s3.conf"]).decode(),
+        )
+        self._run(shop, "backup")
+        backup = shop.backup_ids
+        self.assertEqual(
+            backup.filestore_archive,
+            f"s3://cluster-backups/eyrie/shared-bucket-{shop.id}/filestore/"
+            f"{backup.label}.tar.gz",
+        )
+        # The cluster's bucket cannot go while a scope uses it.
+        with self.assertRaisesMessage(ValidationError, "back up to its bucket"):
+            self.cluster.backup_s3_bucket = False
+        # Its keys are a manager's, as the scope's are.
+        with self.assertRaises(AccessError):
+            self.cluster.with_user(self.user).read(["backup_s3_secret_key"])
+
+    def test_the_clusters_bucket_must_be_set_and_valid(self):
+        with self.assertRaisesMessage(ValidationError, "has none. Set its bucket"):
+            self._bucket_scope(backup_target="cluster")
+        with self.assertRaisesMessage(ValidationError, "must be an S3 bucket name"):
+            self.cluster.write(
+                {
+                    "backup_s3_bucket": "Not A Bucket",
+                    "backup_s3_endpoint": "minio.example.com",
+                    "backup_s3_key_id": "K",
+                    "backup_s3_secret_key": "S",
+                }
+            )
 
     def test_drop_takes_a_final_backup_that_outlives_the_deployment(self):
         scope = self._bucket_scope()

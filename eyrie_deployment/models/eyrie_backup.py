@@ -108,20 +108,24 @@ class EyrieBackup(models.Model):
             backup.holds = ", ".join(parts)
             backup.restore_hint = backup._restore_hint()
 
-    def _filestore_archive_url(self, values=None):
-        """Where the backup's job puts the filestore archive: beside the
-        database's repository in the bucket, named after the backup. False
-        where the job takes none (a volume target, or the values say no).
-        ``values``: the job's, to name it (default: the name its job has)."""
+    def _planned_archive_url(self, values):
+        """Where the job run with ``values`` puts the filestore archive:
+        beside the database's repository in the bucket, named after the
+        backup. False where it takes none (a volume target, or the values
+        say no)."""
         self.ensure_one()
-        if self.filestore_archive:
-            return self.filestore_archive
-        if values is None:
-            values = self.job_id._job_values() if self.job_id else {}
-            return values.get("filestore_archive_url") or False
         if not (values.get("backup_s3") and values.get("filestore_archive")):
             return False
         return f"{self.location}/filestore/{self.label}.tar.gz"
+
+    def _filestore_archive_url(self):
+        """The filestore archive of this backup: the one it took, or, while
+        its job runs, the one it is taking."""
+        self.ensure_one()
+        if self.filestore_archive:
+            return self.filestore_archive
+        values = self.job_id._job_values() if self.job_id else {}
+        return values.get("filestore_archive_url") or False
 
     def _restore_hint(self):
         self.ensure_one()

@@ -211,7 +211,7 @@ class EyrieDeployment(models.Model):
             "backup_id": backup.id,
             "paused": self.repository_state == "pause",
         }
-        values["filestore_archive_url"] = backup._filestore_archive_url(values)
+        values["filestore_archive_url"] = backup._planned_archive_url(values)
         job = self._create_job("backup", book or self._get_book("backup"), values)
         backup.job_id = job
         if state:

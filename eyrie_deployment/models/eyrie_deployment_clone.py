@@ -219,6 +219,27 @@ class EyrieDeployment(models.Model):
         )
         return clone
 
+    def _clone_started(self, clone, backup, backup_job=None, detail=None, created=None):
+        """Say on the source what ``clone`` starts from (``detail``: what the
+        type adds), and hand the clone to ``action_clone`` (``created``)."""
+        if backup_job:
+            data = self.env._("its data as it is now, by backup %s", backup.label)
+        elif backup:
+            data = backup.display_name
+        else:
+            data = self.env._("its data as it is now")
+        self.message_post(
+            body=self.env._(
+                "Cloned into %(clone)s (%(data)s%(detail)s).",
+                clone=clone.name,
+                data=data,
+                detail=f"; {detail}" if detail else "",
+            )
+        )
+        if created is not None:
+            created.append(clone)
+        return clone
+
     def _clone_values(self):
         """What the books of a clone that was never deployed need: where its
         data comes from. False for any other deployment."""
@@ -265,7 +286,8 @@ class EyrieDeployment(models.Model):
     def _clone_secrets(self):
         """The keys of the bucket the clone's filestore archive is in: the
         source scope's, for the clone's preparation Job only."""
-        if not self._clone_values()["clone"] or not self._clone_archive():
+        clone = self._clone_values()["clone"]
+        if not clone or not clone["filestore_archive"]:
             return {}
         source_scope = self.sudo().clone_backup_id.deployment_id.scope_id
         keys = source_scope._backup_secrets()

@@ -263,18 +263,6 @@ class EyrieDeploymentOdoo(models.Model):
             backup = self._backup_of(backup_job)
         clone = self._create_clone(scope, name, backup, neutralize, values)
         clone._run_action("deploy", trigger="user", after=backup_job)
-        self.message_post(body=self._odoo_cloned_message(clone, backup, backup_job))
-        if created is not None:
-            created.append(clone)
-        return clone
-
-    def _odoo_cloned_message(self, clone, backup, backup_job):
-        if backup_job:
-            data = self.env._("its data as it is now, by backup %s", backup.label)
-        elif backup:
-            data = backup.display_name
-        else:
-            data = self.env._("its data as it is now")
         filestore = (
             self.env._("the filestore from the archive in the bucket")
             if clone._clone_archive()
@@ -282,12 +270,7 @@ class EyrieDeploymentOdoo(models.Model):
                 "the filestore starts empty: only a backup to a bucket archives it"
             )
         )
-        return self.env._(
-            "Cloned into %(clone)s (%(data)s; %(filestore)s).",
-            clone=clone.name,
-            data=data,
-            filestore=filestore,
-        )
+        return self._clone_started(clone, backup, backup_job, filestore, created)
 
     def _odoo_check_own_database(self, verb):
         database = self.sudo().database_deployment_id

@@ -76,18 +76,7 @@ class EyrieDeploymentPgo(models.Model):
         values = json.loads(self.values) if self.values else {}
         clone = self._create_clone(scope, name, backup, False, values)
         clone._run_action("deploy", trigger="user")
-        self.message_post(
-            body=self.env._(
-                "Cloned into %(clone)s (%(data)s).",
-                clone=clone.name,
-                data=backup.display_name
-                if backup
-                else self.env._("its data as it is now"),
-            )
-        )
-        if created is not None:
-            created.append(clone)
-        return clone
+        return self._clone_started(clone, backup, created=created)
 
     def _pgo_values(self):
         return self._with_backup_values(self._effective_values()) | self._clone_values()

@@ -140,6 +140,16 @@ class OperatorsMixin:
     def _play_operators(self, _round=None):
         self.emulator.play_operators()
 
+    def _deployed_on_shared_database(self, database_name, odoo_name):
+        """A deployed PostgreSQL deployment and an Odoo deployed on it."""
+        db = self._create(database_name, "pgo")
+        self._run(db, "deploy")
+        odoo = self._create(
+            odoo_name, database_mode="shared", database_deployment_id=db.id
+        )
+        self._run(odoo, "deploy")
+        return db, odoo
+
 
 class TwoUsersRpcCase(OperatorsMixin, KubernetesRpcCase):
     """``cls.scope`` on the emulated cluster for the user, and another user

@@ -104,12 +104,7 @@ class TestBackups(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         draft = self._create("draft-shop")
         with self.assertRaisesMessage(UserError, "only a deployed or paused"):
             draft.action_backup()
-        db = self._create("shared-db", "pgo")
-        self._run(db, "deploy")
-        shared = self._create(
-            "on-shared", database_mode="shared", database_deployment_id=db.id
-        )
-        self._run(shared, "deploy")
+        _db, shared = self._deployed_on_shared_database("shared-db", "on-shared")
         with self.assertRaisesMessage(UserError, "whose backups hold it"):
             shared.action_backup()
         self.assertFalse(shared.backup_ids)

@@ -301,12 +301,7 @@ class TestClones(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         self._run(prod, "pause")
         with self.assertRaisesMessage(UserError, "cannot be cloned while paused"):
             prod.action_clone()
-        db = self._create("shared-db", "pgo")
-        self._run(db, "deploy")
-        shared = self._create(
-            "on-shared", database_mode="shared", database_deployment_id=db.id
-        )
-        self._run(shared, "deploy")
+        _db, shared = self._deployed_on_shared_database("shared-db", "on-shared")
         with self.assertRaisesMessage(UserError, "cannot be cloned by itself"):
             shared.action_clone()
         self.assertFalse(

@@ -82,12 +82,7 @@ class TestGeneratedCredentials(ShippedBooksCase):
 @tagged("post_install", "-at_install")
 class TestSharedDatabaseDrop(ShippedBooksCase):
     def test_drop_refused_while_the_database_is_paused(self):
-        db = self._create("paused-db", "pgo")
-        self._run(db, "deploy")
-        odoo = self._create(
-            "paused-user", database_mode="shared", database_deployment_id=db.id
-        )
-        self._run(odoo, "deploy")
+        db, odoo = self._deployed_on_shared_database("paused-db", "paused-user")
         self._run(odoo, "pause")
         self._run(db, "pause")
         objects = sorted(

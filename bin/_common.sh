@@ -146,6 +146,20 @@ ensure_s3_peer() {
         || die "could not install the S3 peer (${S3_PEER_REQUIREMENTS[*]}) into $EYRIE_S3_PEER"
 }
 
+# The tests' pgBackRest peer: Debian's pgbackrest, which backs up and restores
+# a private PostgreSQL cluster of the tests with the options Eyrie gives PGO.
+# Installed when root with apt-get; the tests fail, never skip, without it.
+ensure_pgbackrest() {
+    command -v pgbackrest >/dev/null 2>&1 && return 0
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+        say "no pgbackrest for the pgBackRest tests: installing Debian's pgbackrest"
+        apt-get update -qq && apt-get install -y -qq pgbackrest >/dev/null \
+            || die "could not install pgbackrest (apt-get install pgbackrest)"
+        command -v pgbackrest >/dev/null 2>&1 && return 0
+    fi
+    die "no pgbackrest on PATH: the pgBackRest tests need it. Install it, e.g. 'apt-get install pgbackrest' on Debian, as root."
+}
+
 # Found, not imported: importing it needs Odoo's addons path (base_sparse_field).
 queue_job_found() {
     "$PYTHON" -c 'import importlib.util, sys; sys.exit(0 if importlib.util.find_spec("odoo.addons.queue_job") else 1)' 2>/dev/null

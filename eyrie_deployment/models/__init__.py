@@ -14,8 +14,12 @@ from . import eyrie_deployment_timers
 from . import eyrie_deployment_timer_cron
 from . import eyrie_deployment_odoo
 from . import eyrie_deployment_pgo
+from . import eyrie_deployment_database_consumers
 from . import eyrie_deployment_backup
 from . import eyrie_deployment_clone
+from . import eyrie_deployment_pgbackrest
+from . import eyrie_deployment_odoo_backup
+from . import eyrie_deployment_pgo_backup
 from . import eyrie_deployment_logs
 from . import eyrie_backup
 from . import eyrie_backup_schedule

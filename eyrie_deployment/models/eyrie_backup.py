@@ -54,9 +54,16 @@ class EyrieBackup(models.Model):
     )
     job_id = fields.Many2one("eyrie.job", readonly=True, ondelete="set null")
     repo = fields.Char(
-        string="pgBackRest Repository",
+        string="Repository",
         readonly=True,
-        help="repo1: the volume in the namespace; repo2: the scope's bucket.",
+        help="The repository of the backup tool that holds it (the volume in "
+        "the namespace, or the scope's bucket).",
+    )
+    backup_set = fields.Char(
+        readonly=True,
+        help="The backup tool's own name of this backup, read from the cluster: "
+        "a restore to this backup restores exactly it. Empty: not known, and a "
+        "restore goes back to the moment it completed.",
     )
     location = fields.Char(
         readonly=True, help="Where the database backup is: the volume or s3://..."
@@ -134,8 +141,8 @@ class EyrieBackup(models.Model):
         when = fields.Datetime.to_string(self.completed_at)
         if self.deployment_id:
             return self.env._(
-                "Restore on the deployment (Restore, this backup): the database "
-                "is restored to %(when)s UTC by PGO's in-place restore%(filestore)s, "
+                "Restore on the deployment (Restore, this backup): its data "
+                "returns to this backup, as it was at %(when)s UTC%(filestore)s, "
                 "then the deployment is redeployed.",
                 when=when,
                 filestore=self.env._(", the filestore from its snapshot")
@@ -144,19 +151,12 @@ class EyrieBackup(models.Model):
                 if self.filestore_archive
                 else "",
             )
-        hint = self.env._(
-            "The deployment is gone. The database backup is in %(location)s "
-            "(stanza db): a new PostgresCluster restores it with "
-            "spec.dataSource.pgbackrest, repo %(repo)s, options "
-            "--type=time --target='%(when)s+00'.",
-            location=self.location,
-            repo=self.repo,
-            when=when,
+        hook = getattr(
+            self.env["eyrie.deployment"], f"_{self.deployment_type}_restore_hint", None
         )
-        if self.filestore_archive:
-            hint += " " + self.env._(
-                "The filestore is the archive %(archive)s: unpack it in the new "
-                "Odoo's data directory (tar -xzf, in /var/lib/odoo).",
-                archive=self.filestore_archive,
-            )
-        return hint
+        if hook:
+            return hook(self)
+        return self.env._(
+            "The deployment is gone. The backup is in %(location)s.",
+            location=self.location,
+        )

@@ -67,6 +67,7 @@ class EyrieBackupBucketMixin(models.AbstractModel):
         if not REGION_RE.match(self.backup_s3_region or ""):
             problems.append(self.env._("'Region' must be a region name (us-east-1)"))
         for field_name in S3_SECRET_FIELDS:
+            # The keys are manager-only fields.
             key = self.sudo()[field_name] or ""
             if not key or any(c.isspace() or not c.isprintable() for c in key):
                 problems.append(
@@ -107,6 +108,7 @@ class EyrieBackupBucketMixin(models.AbstractModel):
         """The keys, for the books' ``secrets`` only (never values, which a
         job shows)."""
         self.ensure_one()
+        # The keys are manager-only fields.
         holder = self.sudo()
         return {
             "s3_key_id": holder.backup_s3_key_id or "",

@@ -1,32 +1,19 @@
 import logging
-from datetime import UTC, datetime
 
 from odoo import api, fields, models
 
-from ..tools.executor import ClusterConnectionError, StepError, TransientStepError
-from ..tools.kubernetes_executor import get_client, read_status
-from .eyrie_deployment_backup import POSTGRES_CLUSTER_NAME
+from ..tools.executor import ClusterConnectionError
 
 _logger = logging.getLogger(__name__)
-PGO = "postgres-operator.crunchydata.com/v1beta1"
-
-
-def _moment(text):
-    """A Kubernetes time (RFC 3339, UTC) as a naive UTC datetime, or False."""
-    if not text:
-        return False
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return False
-    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 class EyrieBackup(models.Model):
-    """Scheduled backups: PGO runs them from the scope's schedules (CronJobs
-    of its own) and reports each run's Job in
-    ``status.pgbackrest.scheduledBackups``; a cron reads that status, one
-    queue job per cluster, and keeps one record per run."""
+    """Scheduled backups: the cluster runs them from the scope's schedules,
+    and a cron reads what ran, one queue job per cluster, and keeps one
+    record per run. A type takes part with the hook
+    ``_<type>_scheduled_backup_runs(client)``: the runs of one deployment,
+    as dicts (label, started_at, completed_at, state, repo, location,
+    error_message), read from the cluster through ``client``."""
 
     _inherit = "eyrie.backup"
 
@@ -58,6 +45,8 @@ class EyrieBackup(models.Model):
             )._record_scheduled_backups(cluster.id)
 
     def _scheduled_deployments(self, cluster_id=None):
+        """The deployments with scheduled backups to read: live, in a scope
+        with a schedule, of a type that reports its runs."""
         domain = [
             ("repository_state", "in", ("deploy", "pause")),
             "|",
@@ -66,29 +55,28 @@ class EyrieBackup(models.Model):
         ]
         if cluster_id:
             domain.append(("cluster_id", "=", cluster_id))
-        return self.env["eyrie.deployment"].sudo().search(domain)
+        # A cron's reading of every company's deployments.
+        deployments = self.env["eyrie.deployment"].sudo().search(domain)
+        return deployments.filtered(
+            lambda d: d._type_hook("scheduled_backup_runs") is not None
+        )
 
     def _record_scheduled_backups(self, cluster_id):
-        """Read each deployment's PostgresCluster status and record its
-        scheduled runs. One deployment that cannot be read is logged and
-        skipped (a savepoint each); a cluster that cannot be reached ends
-        the run, which the next cron run repeats."""
+        """Read each deployment's scheduled runs and record them. One
+        deployment that cannot be read, or recorded, is logged and skipped
+        (a savepoint each); a cluster that cannot be reached ends the run,
+        which the next cron run repeats."""
+        # A cron's reading of every cluster.
         cluster = self.env["eyrie.cluster"].sudo().browse(cluster_id).exists()
         if not cluster:
             return 0
-        client = get_client(*cluster._client_arguments())
+        client = cluster._get_client()
         recorded = 0
         for deployment in self._scheduled_deployments(cluster.id):
             try:
                 with self.env.cr.savepoint():
-                    status = read_status(
-                        client,
-                        PGO,
-                        "PostgresCluster",
-                        POSTGRES_CLUSTER_NAME,
-                        deployment.namespace,
-                    )
-                    recorded += self._record_runs(deployment, status)
+                    runs = deployment._type_hook("scheduled_backup_runs")(client)
+                    recorded += self._record_runs(deployment, runs)
             except ClusterConnectionError as error:
                 _logger.warning(
                     "Eyrie: scheduled backups of cluster %s not read: %s",
@@ -96,31 +84,31 @@ class EyrieBackup(models.Model):
                     error,
                 )
                 break
-            except (StepError, TransientStepError) as error:
-                _logger.warning(
-                    "Eyrie: scheduled backups of deployment %s (%s) not read: %s",
+            except Exception:
+                # One bad record never stops the batch; the next run retries.
+                _logger.exception(
+                    "Eyrie: scheduled backups of deployment %s (%s) not recorded",
                     deployment.name,
                     deployment.id,
-                    error,
                 )
         return recorded
 
-    def _record_runs(self, deployment, status):
-        """Create or update the record of each run PGO reports. Returns how
-        many records changed."""
-        runs = ((status or {}).get("pgbackrest") or {}).get("scheduledBackups") or []
+    def _record_runs(self, deployment, runs):
+        """Create or update the record of each run. Returns how many
+        records changed."""
         changed = 0
         for run in runs:
-            started = _moment(run.get("startTime"))
-            if not started or not run.get("cronJobName"):
-                continue
-            vals = self._run_values(run)
+            vals = {
+                "state": run["state"],
+                "completed_at": run["completed_at"],
+                "error_message": run.get("error_message") or False,
+            }
             existing = self.search(
                 [
                     ("deployment_id", "=", deployment.id),
                     ("kind", "=", "scheduled"),
-                    ("label", "=", run["cronJobName"]),
-                    ("started_at", "=", started),
+                    ("label", "=", run["label"]),
+                    ("started_at", "=", run["started_at"]),
                 ],
                 limit=1,
             )
@@ -139,28 +127,11 @@ class EyrieBackup(models.Model):
                     "cluster_id": deployment.cluster_id.id,
                     "company_id": deployment.company_id.id,
                     "kind": "scheduled",
-                    "label": run["cronJobName"],
-                    "started_at": started,
-                    "repo": run.get("repo") or deployment.scope_id._backup_repo_name(),
-                    "location": deployment._backup_location(),
+                    "label": run["label"],
+                    "started_at": run["started_at"],
+                    "repo": run["repo"],
+                    "location": run["location"],
                 }
             )
             changed += 1
         return changed
-
-    def _run_values(self, run):
-        if run.get("succeeded"):
-            state = "done"
-        elif run.get("failed"):
-            state = "failed"
-        else:
-            state = "running"
-        vals = {"state": state, "completed_at": _moment(run.get("completionTime"))}
-        if state == "failed":
-            vals["error_message"] = self.env._(
-                "PGO's scheduled %(type)s backup Job (CronJob %(cron)s) failed: "
-                "its pod's log, under the deployment's Logs, says why.",
-                type=run.get("type") or "",
-                cron=run["cronJobName"],
-            )
-        return vals

@@ -90,6 +90,7 @@ class EyrieCluster(models.Model):
 
     @api.constrains("kubeconfig")
     def _check_kubeconfig(self):
+        # The kubeconfig is a manager-only field.
         for cluster in self.sudo().filtered("kubeconfig"):
             try:
                 parse_kubeconfig(cluster.kubeconfig)
@@ -149,6 +150,7 @@ class EyrieCluster(models.Model):
         return result
 
     def unlink(self):
+        # The channel is a manager-only field; every job needs its name.
         channels = self.sudo().job_channel_id
         result = super().unlink()
         channels.unlink()
@@ -158,10 +160,12 @@ class EyrieCluster(models.Model):
         """Each cluster's queue_job channel, root.eyrie.cluster_<id>, with
         the cluster's capacity (queue_job's runner reloads it)."""
         parent = self.env.ref("eyrie_deployment.queue_job_channel_eyrie")
+        # Channels are queue_job's records, kept in step by the system.
         for cluster in self.sudo():
             if cluster.job_channel_id:
                 cluster.job_channel_id.capacity = cluster.job_capacity
                 continue
+            # queue_job's records are its managers'; Eyrie handles its own.
             cluster.job_channel_id = (
                 self.env["queue.job.channel"]
                 .sudo()
@@ -176,9 +180,11 @@ class EyrieCluster(models.Model):
 
     def _job_channel_name(self):
         self.ensure_one()
+        # The channel is a manager-only field; every job needs its name.
         channel = self.sudo().job_channel_id
         if not channel:
             self._sync_job_channels()
+            # The channel is a manager-only field; every job needs its name.
             channel = self.sudo().job_channel_id
         return channel.complete_name
 
@@ -218,13 +224,20 @@ class EyrieCluster(models.Model):
         return (self.env.cr.dbname, self.id)
 
     def _client_arguments(self):
+        # The cluster's credentials are manager-only fields.
         cluster = self.sudo()
         return (self.name, self._client_key(), cluster.kubeconfig, cluster.context)
+
+    def _get_client(self):
+        """The cached dynamic client of this (real) cluster."""
+        self.ensure_one()
+        return get_client(*self._client_arguments())
 
     def _get_executor(self, default_namespace, labels=None):
         """Return the executor that runs book steps on this cluster."""
         self.ensure_one()
         if self.dry_run:
             return DryRunExecutor(self.name, default_namespace, labels)
-        client = get_client(*self._client_arguments())
-        return KubernetesExecutor(self.name, default_namespace, labels, client)
+        return KubernetesExecutor(
+            self.name, default_namespace, labels, self._get_client()
+        )

@@ -288,6 +288,12 @@ class EyrieDeployment(models.Model):
         help="The job currently pending or running for this deployment.",
     )
 
+    runner_missing = fields.Text(
+        compute="_compute_runner_missing",
+        help="Set when its job has been due for minutes and no job runner took "
+        "it: what to configure.",
+    )
+
     deployed_at = fields.Datetime(readonly=True, copy=False)
 
     paused_at = fields.Datetime(readonly=True, copy=False)
@@ -350,6 +356,11 @@ class EyrieDeployment(models.Model):
             deployment.active_job_id = deployment.job_ids.filtered(
                 lambda job: job.state in ("pending", "running")
             )[:1]
+
+    @api.depends("job_ids.state")
+    def _compute_runner_missing(self):
+        for deployment in self:
+            deployment.runner_missing = deployment.active_job_id.runner_missing
 
     @api.constrains("name")
     def _check_name(self):

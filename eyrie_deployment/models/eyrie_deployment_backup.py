@@ -5,20 +5,54 @@ from odoo.exceptions import UserError
 
 from .eyrie_deployment import REPOSITORY_STATES
 
-# The shipped books' PostgresCluster (PGO derives db-primary, db-pguser-*).
-POSTGRES_CLUSTER_NAME = "db"
-
 
 class EyrieDeployment(models.Model):
     """Backups and restores of a deployment: the public actions, their
-    checks, the jobs and their outcomes. A type implements
-    ``<type>_action_backup`` and ``<type>_action_restore`` with the building
-    blocks ``_start_backup`` and ``_start_restore``."""
+    checks, the jobs and their outcomes. Names no type and no backup tool.
+
+    A type has backups when it implements, in a file of its own
+    (``models/eyrie_deployment_<type>_backup.py``):
+
+    - ``<type>_action_backup()`` and ``<type>_action_restore(backup_id=None,
+      target_time=None)`` (``@api.private``), which create the jobs with
+      ``_start_backup`` and ``_start_restore``;
+    - ``_<type>_backup_values()``: the values a backup job of the
+      deployment runs with (``backup_repo`` and ``backup_location`` among
+      them), for the backups the scope takes before a drop or an update.
+
+    Optional hooks: ``_<type>_on_backup_done(backup, job)`` (what the type
+    records of a finished backup), ``_<type>_restore_summary(values)`` (what
+    a restore brought back, for the chatter), ``_<type>_restore_hint(backup)``
+    (how to restore a backup whose deployment is gone) and
+    ``_<type>_scheduled_backup_runs(client)`` (see ``eyrie.backup``). A type
+    without them is never asked for a backup: no backup before drop or
+    update, no bucket keys in its books' secrets."""
 
     _inherit = "eyrie.deployment"
 
     backup_ids = fields.One2many("eyrie.backup", "deployment_id", string="Backups")
     backup_count = fields.Integer(compute="_compute_backup_count")
+    backup_supported = fields.Boolean(
+        compute="_compute_backup_supported",
+        help="Its type implements <type>_action_backup.",
+    )
+
+    @api.depends("deployment_type")
+    def _compute_backup_supported(self):
+        for deployment in self:
+            deployment.backup_supported = deployment._type_has("action_backup")
+
+    def _type_has(self, verb):
+        """Whether this deployment's type implements ``<type>_<verb>``."""
+        self.ensure_one()
+        return bool(
+            self.deployment_type and hasattr(self, f"{self.deployment_type}_{verb}")
+        )
+
+    def _type_hook(self, name):
+        """The type's optional hook ``_<type>_<name>``, or None."""
+        self.ensure_one()
+        return getattr(self, f"_{self.deployment_type}_{name}", None)
 
     @api.depends("backup_ids")
     def _compute_backup_count(self):
@@ -72,6 +106,16 @@ class EyrieDeployment(models.Model):
 
     def _check_action_allowed(self, verb):
         result = super()._check_action_allowed(verb)
+        if verb in ("backup", "restore") and not self.backup_supported:
+            raise UserError(
+                self.env._(
+                    "Deployment %(name)s cannot %(verb)s: deployments of type "
+                    "%(type)s have no backups in Eyrie.",
+                    name=self.name,
+                    verb=verb,
+                    type=self.deployment_type,
+                )
+            )
         if verb in ("backup", "restore") and self.repository_state not in (
             "deploy",
             "pause",
@@ -88,8 +132,9 @@ class EyrieDeployment(models.Model):
         return result
 
     def _restore_point(self, backup_id, target_time):
-        """(backup, target time) of a restore request, checked; the backup is
-        the one whose filestore snapshot goes with the target, if any."""
+        """(backup, target time) of a restore request, checked: the backup
+        itself (target None), or the moment ``target_time`` with the last
+        backup before it."""
         self.ensure_one()
         if bool(backup_id) == bool(target_time):
             raise UserError(
@@ -99,6 +144,7 @@ class EyrieDeployment(models.Model):
                     name=self.name,
                 )
             )
+        # Backups are the system's records: users only read them.
         done = (
             self.env["eyrie.backup"]
             .sudo()
@@ -118,7 +164,7 @@ class EyrieDeployment(models.Model):
                         backup=backup_id,
                     )
                 )
-            return backup, backup.completed_at
+            return backup, None
         try:
             moment = fields.Datetime.to_datetime(target_time)
         except ValueError:
@@ -157,36 +203,11 @@ class EyrieDeployment(models.Model):
     # Building blocks for the types
     # ------------------------------------------------------------------
 
-    def _with_backup_values(self, values):
-        """``values`` plus what the books need of the scope's backup target:
-        ``pgbackrest`` (the PostgresCluster's spec.backups.pgbackrest),
-        ``backup_repo`` and ``backup_location``. Computed, never typed."""
-        self.ensure_one()
-        scope = self.scope_id
-        path = self._backup_repo_path()
-        values = dict(values)
-        values["pgbackrest"] = scope._pgbackrest_spec(values, path)
-        values["backup_repo"] = scope._backup_repo_name()
-        values["backup_location"] = self._backup_location()
-        # Where files beside the database go (an Odoo's filestore archive);
-        # the keys are only in the books' secrets.
-        values["backup_s3"] = scope._backup_s3_location(path)
-        return values
-
-    def _backup_repo_path(self):
-        """The deployment's own prefix in a bucket."""
-        return f"/eyrie/{self.namespace}-{self.id}"
-
-    def _backup_location(self):
-        """Where the scope's target keeps this deployment's database backups."""
-        bucket = self.scope_id._backup_bucket()
-        if bucket:
-            return f"s3://{bucket.backup_s3_bucket}{self._backup_repo_path()}"
-        return f"volume {POSTGRES_CLUSTER_NAME}-repo1 in namespace {self.namespace}"
-
     def _start_backup(self, kind, values, book=None, state="backing_up"):
         """Create the backup record and its job. Returns the job."""
         self.ensure_one()
+        # Backups are records of the system: users read them, never write.
+        # Backups are the system's records: users only read them.
         backup = (
             self.env["eyrie.backup"]
             .sudo()
@@ -200,8 +221,8 @@ class EyrieDeployment(models.Model):
                     "company_id": self.company_id.id,
                     "user_id": self.env.uid,
                     "kind": kind,
-                    "repo": values["backup_repo"],
-                    "location": values["backup_location"],
+                    "repo": values.get("backup_repo"),
+                    "location": values.get("backup_location"),
                 }
             )
         )
@@ -219,21 +240,18 @@ class EyrieDeployment(models.Model):
         return job
 
     def _start_restore(self, backup, target, values, book=None):
-        """Create the restore job and the deploy job after it. ``target`` is
-        the UTC moment the database returns to; ``backup`` the backup whose
-        filestore snapshot (if any) is restored with it."""
+        """Create the restore job and the deploy job after it. ``backup`` is
+        restored as it was (``target`` None), or is the last backup before
+        the UTC moment ``target`` the data returns to. ``values`` hold what
+        the type's restore book needs besides."""
         self.ensure_one()
         stamp = int(datetime.now(UTC).timestamp())
+        moment = target or backup.completed_at
         values = values | {
             "restore_label": f"eyrie-restore-{self.id}-{stamp}",
-            "restore_target": fields.Datetime.to_string(target) + "+00",
-            "restore_snapshot": backup.filestore_snapshot or "",
-            # The archive only where there is no snapshot (a volume from a
-            # snapshot is the faster of the two), read with the scope's keys.
-            "restore_archive": ""
-            if backup.filestore_snapshot or not values.get("backup_s3")
-            else backup.filestore_archive or "",
+            "restore_target": fields.Datetime.to_string(moment) + "+00",
             "restore_backup_id": backup.id,
+            "restore_as_backup": target is None,
         }
         job = self._create_job("restore", book or self._get_book("restore"), values)
         deploy = self._create_job(
@@ -242,32 +260,35 @@ class EyrieDeployment(models.Model):
         self._set_lifecycle(state="restoring")
         return job | deploy
 
-    def _start_drop_backup(self, values):
+    def _start_drop_backup(self):
         """The final backup a drop takes first where the scope asks for one;
-        None where it does not."""
+        None where it does not, or where the type has no backups."""
         self.ensure_one()
         if not self.scope_id.backup_before_drop:
             return None
-        return self._start_backup_before("before_drop", values, "'Backup Before Drop'")
+        return self._start_backup_before("before_drop", "'Backup Before Drop'")
 
-    def _start_update_backup(self, values):
+    def _start_update_backup(self):
         """The backup a deploy of a deployed deployment (an update) takes
         first where the scope asks for one; None where it does not."""
         self.ensure_one()
         if not self.scope_id.backup_before_update or self.repository_state != "deploy":
             return None
-        return self._start_backup_before(
-            "before_update", values, "'Backup Before Update'"
-        )
+        return self._start_backup_before("before_update", "'Backup Before Update'")
 
-    def _start_backup_before(self, kind, values, option):
+    def _start_backup_before(self, kind, option):
         """The backup job of ``kind`` that another job of this deployment is
-        chained after; None where there is no data to back up yet."""
+        chained after; None where there is no data to back up yet, or the
+        type takes no backups."""
         if self.repository_state not in ("deploy", "pause"):
             return None
-        values = self._with_backup_values(
-            self._effective_values() if values is None else values
-        )
+        hook = self._type_hook("backup_values")
+        if not self.backup_supported or not hook:
+            return None
+        values = hook()
+        if values is None:
+            # The type has nothing of its own to back up here (it says why).
+            return None
         try:
             book = self._get_book("backup")
         except UserError as error:
@@ -288,19 +309,10 @@ class EyrieDeployment(models.Model):
 
     def _on_backup_done(self, job):
         backup = self._backup_of(job)
-        values = job._job_values()
-        backup.write(
-            {
-                "state": "done",
-                "completed_at": job.ended_at,
-                # The books' convention: the filestore's VolumeSnapshot is
-                # named after the backup, where the values ask for one.
-                "filestore_snapshot": f"filestore-{backup.label}"
-                if values.get("filestore_snapshot")
-                else False,
-                "filestore_archive": backup._filestore_archive_url(),
-            }
-        )
+        backup.write({"state": "done", "completed_at": job.ended_at})
+        hook = self._type_hook("on_backup_done")
+        if hook:
+            hook(backup, job)
         # A drop or an update chained after its backup; a clone's jobs chained
         # after a backup of its source are another deployment's.
         following = self.env["eyrie.job"].search(
@@ -345,25 +357,20 @@ class EyrieDeployment(models.Model):
         # The deploy job chained after it brings the instance back.
         values = job._job_values()
         backup = self.env["eyrie.backup"].sudo().browse(values["restore_backup_id"])
+        hook = self._type_hook("restore_summary")
+        detail = hook(values) if hook else ""
         self._set_lifecycle(state="deploying")
         self.message_post(
             body=self.env._(
-                "Restored to %(time)s UTC (backup %(backup)s%(filestore)s); "
-                "redeploying.",
+                "Restored to %(time)s UTC (backup %(backup)s%(detail)s); redeploying.",
                 time=values["restore_target"].removesuffix("+00"),
                 backup=backup.exists().display_name or values["restore_backup_id"],
-                filestore=self._restored_filestore(values),
+                detail=f", {detail}" if detail else "",
             )
         )
 
-    def _restored_filestore(self, values):
-        if values.get("restore_snapshot"):
-            return self.env._(", filestore from its snapshot")
-        if values.get("restore_archive"):
-            return self.env._(", filestore from its archive in the bucket")
-        return self.env._(", filestore left as it was")
-
     def _backup_of(self, job):
+        # Backups are the system's records (users only read them).
         return (
             self.env["eyrie.backup"].sudo().search([("job_id", "=", job.id)], limit=1)
         )

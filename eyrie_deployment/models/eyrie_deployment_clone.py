@@ -9,8 +9,9 @@ from .eyrie_deployment import REPOSITORY_STATES
 class EyrieDeployment(models.Model):
     """Clones: a new deployment of the same type whose data starts from a
     backup of this one (or from it as it is now). A type implements
-    ``<type>_action_clone`` with ``_create_clone``; the clone's first deploy
-    reads where it starts from in ``_clone_values``."""
+    ``<type>_action_clone`` (``@api.private``, in its backup file) with
+    ``_create_clone``; the clone's first deploy reads where it starts from
+    with ``_clone_source``, which checks the lineage again at every deploy."""
 
     _inherit = "eyrie.deployment"
 
@@ -42,6 +43,12 @@ class EyrieDeployment(models.Model):
         copy=False,
         help="The clone ran 'odoo neutralize' before it took traffic.",
     )
+    cloned_from_name = fields.Char(
+        string="Source Name",
+        readonly=True,
+        copy=False,
+        help="The source's name, kept when the source is dropped.",
+    )
     clone_ids = fields.One2many("eyrie.deployment", "cloned_from_id", string="Clones")
     clone_supported = fields.Boolean(
         compute="_compute_clone_supported",
@@ -51,10 +58,15 @@ class EyrieDeployment(models.Model):
     @api.depends("deployment_type")
     def _compute_clone_supported(self):
         for deployment in self:
-            deployment.clone_supported = bool(
-                deployment.deployment_type
-                and hasattr(deployment, f"{deployment.deployment_type}_action_clone")
-            )
+            deployment.clone_supported = deployment._type_has("action_clone")
+
+    @api.constrains("scope_id")
+    def _check_clone_scope(self):
+        # A clone that has not copied its data yet reads it inside its
+        # source's cluster: a scope on another cluster would make its first
+        # deploy copy a namespace of that name there, someone else's.
+        for deployment in self.filtered("cloned_from_name"):
+            deployment._clone_source()
 
     # ------------------------------------------------------------------
     # Public action (form button, XML-RPC)
@@ -102,6 +114,8 @@ class EyrieDeployment(models.Model):
 
     def _check_action_allowed(self, verb):
         result = super()._check_action_allowed(verb)
+        if verb == "deploy":
+            self._clone_source()
         if verb == "clone" and self.repository_state not in ("deploy", "pause"):
             raise UserError(
                 self.env._(
@@ -145,24 +159,11 @@ class EyrieDeployment(models.Model):
             )
         return scope
 
-    def _check_clone_source_readable(self):
-        # PGO restores the clone through the repository host of this
-        # deployment's cluster, which a paused cluster has shut down; a bucket
-        # is read directly.
-        if self.repository_state == "pause" and not self.scope_id._backup_to_bucket():
-            raise UserError(
-                self.env._(
-                    "Deployment %(name)s cannot be cloned while paused: its backups "
-                    "are on a volume of its database cluster, which is shut down. "
-                    "Deploy (resume) it first.",
-                    name=self.name,
-                )
-            )
-
     def _clone_backup(self, backup_id):
         self.ensure_one()
         if not backup_id:
             return self.env["eyrie.backup"]
+        # Backups are the system's records: users only read them.
         backup = (
             self.env["eyrie.backup"]
             .sudo()
@@ -209,9 +210,11 @@ class EyrieDeployment(models.Model):
                 "values": json.dumps(values, indent=2, sort_keys=True),
             }
         )
+        # The lineage is the lifecycle's: users never write it.
         clone.sudo().write(
             {
                 "cloned_from_id": self.id,
+                "cloned_from_name": self.name,
                 "clone_backup_id": backup.id,
                 "clone_target_time": backup.completed_at or False,
                 "clone_neutralize": bool(neutralize or scope.neutralize_clones),
@@ -240,64 +243,54 @@ class EyrieDeployment(models.Model):
             created.append(clone)
         return clone
 
-    def _clone_values(self):
-        """What the books of a clone that was never deployed need: where its
-        data comes from. False for any other deployment."""
+    def _clone_source(self):
+        """The source a clone that never ran copies its data from, checked
+        (it still exists, on this deployment's cluster); an empty recordset
+        for a deployment that is no clone or already has its data. Raises
+        ``UserError`` naming the fix otherwise."""
         self.ensure_one()
+        if not self.cloned_from_name or self.repository_state not in (
+            "draft",
+            "initialize",
+        ):
+            return self.browse()
+        # The source may be another user's: the lineage, not the caller's
+        # rights, says this clone reads it.
         source = self.sudo().cloned_from_id
-        if not source or self.repository_state not in ("draft", "initialize"):
-            return {"clone": False}
-        target = self.clone_target_time
-        return {
-            "clone": {
-                "source_namespace": source.namespace,
-                "repo": source.scope_id._backup_repo_name(),
-                "target_time": fields.Datetime.to_string(target) + "+00"
-                if target
-                else "",
-                "neutralize": self.clone_neutralize,
-                "filestore_archive": self._clone_archive(),
-            }
-        }
+        if not source:
+            raise UserError(
+                self.env._(
+                    "Clone %(name)s cannot start: its source %(source)s was dropped "
+                    "before the clone copied its data. Drop this clone and clone "
+                    "from a backup of another deployment.",
+                    name=self.name,
+                    source=self.cloned_from_name,
+                )
+            )
+        if source.cluster_id != self.cluster_id:
+            raise UserError(
+                self.env._(
+                    "Clone %(name)s copies its data from %(source)s on cluster "
+                    "%(home)s, but its scope %(scope)s is on cluster %(cluster)s. "
+                    "Choose a scope on %(home)s for it.",
+                    name=self.name,
+                    source=source.name,
+                    home=source.cluster_id.name,
+                    scope=self.scope_id.name,
+                    cluster=self.cluster_id.name,
+                )
+            )
+        return source
 
-    def _clone_archive(self):
-        """Where the clone fetches its source's filestore archive from (the
-        URL and the source's bucket, no keys), or False: it has none."""
-        backup = self.sudo().clone_backup_id
-        # A failed backup archived nothing: that clone starts from the live
-        # source with an empty filestore.
-        usable = backup and backup.state != "failed"
-        url = backup._filestore_archive_url() if usable else False
-        if not url:
-            return False
-        # The source's scope has the bucket's settings; a source dropped
-        # since has none left to read them from.
-        scope = backup.deployment_id.scope_id
-        bucket = scope._backup_s3_location("") if scope else False
-        if not bucket:
-            return False
-        return {
-            "url": url,
-            "endpoint_url": bucket["endpoint_url"],
-            "region": bucket["region"],
-            "client_image": bucket["client_image"],
-        }
-
-    def _clone_secrets(self):
-        """The keys of the bucket the clone's filestore archive is in: the
-        source scope's, for the clone's preparation Job only."""
-        clone = self._clone_values()["clone"]
-        if not clone or not clone["filestore_archive"]:
-            return {}
-        source_scope = self.sudo().clone_backup_id.deployment_id.scope_id
-        keys = source_scope._backup_secrets()
-        return {
-            "clone_s3_key_id": keys.get("s3_key_id", ""),
-            "clone_s3_secret_key": keys.get("s3_secret_key", ""),
-        }
+    def _namespaces_read(self):
+        namespaces = super()._namespaces_read()
+        source = self._clone_source()
+        if source:
+            namespaces[source.namespace] = source.id
+        return namespaces
 
     def _on_chained_job_cancelled(self, job):
-        if not self.cloned_from_id:
+        if not self.cloned_from_name:
             return super()._on_chained_job_cancelled(job)
         if not self._back_from_cancelled(job):
             return None
@@ -305,7 +298,7 @@ class EyrieDeployment(models.Model):
             "The clone was not started: the backup of %(origin)s it starts from "
             "did not finish (%(error)s). Nothing was created on the cluster; "
             "drop this clone and clone again, or clone from an earlier backup.",
-            origin=self.cloned_from_id.name,
+            origin=self.cloned_from_name,
             error=job.previous_job_id.error_message or job.previous_job_id.state,
         )
         self._set_lifecycle(error_message=message)
@@ -313,7 +306,7 @@ class EyrieDeployment(models.Model):
         return None
 
     def _on_initialize_failed(self, job):
-        if not self.cloned_from_id:
+        if not self.cloned_from_name:
             return self._fail_as_error(job)
         message = self.env._(
             "The clone was not started: %(error)s Its Odoo was never scaled up, "

@@ -23,6 +23,7 @@ LIFECYCLE_FIELDS = frozenset(
         "drop_warning_due_at",
         # What a clone starts from: its database is read from that namespace.
         "cloned_from_id",
+        "cloned_from_name",
         "clone_backup_id",
         "clone_target_time",
         "clone_neutralize",
@@ -223,6 +224,7 @@ class EyrieDeployment(models.Model):
                     type=live[0].deployment_type,
                 )
             )
+        # The drop (or uninstall) removes the record, whoever asked for it.
         deployments.sudo().unlink()
 
     def _is_dropped(self):

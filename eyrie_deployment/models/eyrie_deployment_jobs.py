@@ -43,7 +43,7 @@ class EyrieDeployment(models.Model):
             )
             self._set_lifecycle(repository_state="initialize", state="initializing")
             return initialize_job | deploy_job
-        backup = self._start_update_backup(values)
+        backup = self._start_update_backup()
         deploy_job = self._create_job(
             "deploy", deploy_book, values, previous_job=backup or after
         )
@@ -61,7 +61,7 @@ class EyrieDeployment(models.Model):
         (``_start_drop_backup``): if that fails, nothing is dropped."""
         self.ensure_one()
         book = book or self._get_book("drop")
-        backup = self._start_drop_backup(values)
+        backup = self._start_drop_backup()
         job = self._create_job("drop", book, values, previous_job=backup)
         self._set_lifecycle(state="backing_up" if backup else "dropping")
         return (backup or job.browse()) | job
@@ -96,6 +96,7 @@ class EyrieDeployment(models.Model):
         if values is None:
             values = self._effective_values()
         trigger = self.env.context.get("eyrie_job_trigger") or "user"
+        # Jobs are the system's records: users only read them.
         job = (
             self.env["eyrie.job"]
             .sudo()
@@ -114,13 +115,13 @@ class EyrieDeployment(models.Model):
                 }
             )
         )
-        if not previous_job:
-            # Queued with the action's transaction: it runs once committed.
-            # A chained job is queued when the one before it is done.
-            job._enqueue()
+        # Queued with the action's transaction: it runs once committed, and
+        # a chained job once the one before it is done.
+        job._enqueue(after=previous_job)
         return job
 
     def _set_lifecycle(self, **vals):
+        # Lifecycle fields are the lifecycle's own (LIFECYCLE_FIELDS).
         self.sudo().write(vals)
 
     # ------------------------------------------------------------------
@@ -131,6 +132,7 @@ class EyrieDeployment(models.Model):
         """Generate the missing credentials ``names``; existing ones never
         change, so redeploys apply the same Secrets."""
         self.ensure_one()
+        # Credentials are manager-only fields; the lifecycle reads them.
         credentials = dict(self.sudo().credentials or {})
         missing = [name for name in names if not credentials.get(name)]
         if missing:
@@ -146,6 +148,7 @@ class EyrieDeployment(models.Model):
         deployments changed; each says in its chatter that a Deploy applies
         the change."""
         changed = self.browse()
+        # A migration's pass over every company's deployments.
         for deployment in self.sudo().search([("credentials", "!=", False)]):
             credentials = dict(deployment.credentials or {})
             names = sorted(
@@ -216,8 +219,12 @@ class EyrieDeployment(models.Model):
         """Credentials the books see as ``secrets``; never logged."""
         self.ensure_one()
         hook = getattr(self, f"_{self.deployment_type}_template_secrets", None)
+        # Credentials are manager-only fields; the books need them.
         secrets_ = hook() if hook else dict(self.sudo().credentials or {})
-        return secrets_ | self.scope_id._backup_secrets() | self._clone_secrets()
+        if self.backup_supported:
+            # The bucket's keys only reach the types that back up to it.
+            secrets_ |= self.scope_id._backup_secrets()
+        return secrets_
 
     def _template_context(self, values=None):
         """Plain data the book templates see; never ORM records."""
@@ -234,6 +241,16 @@ class EyrieDeployment(models.Model):
             "values": self._effective_values() if values is None else values,
             "secrets": self._template_secrets(),
         }
+
+    def _namespaces_read(self):
+        """{namespace: deployment id}: the namespaces besides its own that
+        this deployment's books read from or run in (a clone's source, a
+        shared database), each of which must carry that deployment's
+        ownership label on the cluster before a job's first step. A type
+        adds its own with ``_<type>_namespaces_read()``."""
+        self.ensure_one()
+        hook = getattr(self, f"_{self.deployment_type}_namespaces_read", None)
+        return dict(hook() if hook else {})
 
     def _cluster_labels(self):
         """Labels of every object Eyrie creates for this deployment, so that

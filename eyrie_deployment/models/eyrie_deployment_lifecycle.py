@@ -46,16 +46,24 @@ class EyrieDeployment(models.Model):
     # ------------------------------------------------------------------
 
     def _run_action(self, verb, trigger, **arguments):
+        self._run_action_jobs(verb, trigger, **arguments)
+        return True
+
+    def _run_action_jobs(self, verb, trigger, **arguments):
+        """Run ``verb`` on these deployments; returns the jobs it created."""
         if trigger == "user":
             # The lifecycle writes as superuser: the caller's own rights are
             # checked here, so a user runs actions on their own deployments.
             self.check_access("write")
         deployments = self.with_context(eyrie_job_trigger=trigger)
         deployments._lock_rows()
+        jobs = self.env["eyrie.job"]
         for deployment in deployments:
             deployment._check_action_allowed(verb)
-            deployment._dispatch(verb, **arguments)
-        return True
+            started = deployment._dispatch(verb, **arguments)
+            if isinstance(started, models.BaseModel) and started._name == "eyrie.job":
+                jobs |= started
+        return jobs
 
     def _lock_rows(self):
         # Serialises concurrent actions on one deployment: the second waits,
@@ -68,6 +76,22 @@ class EyrieDeployment(models.Model):
                 )
             )
 
+    def _lock_shared(self):
+        """Lock these rows until the end of the transaction against another
+        lifecycle action, which locks them for update: the deployments a
+        check reads of another deployment (a dependency) cannot change
+        under it. Of two such transactions, the second waits, then fails
+        with a serialization error that the caller retries (XML-RPC, the
+        timers' next run) and then sees what the first one did."""
+        if self.ids:
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id FROM eyrie_deployment WHERE id IN %s FOR SHARE",
+                    tuple(self.ids),
+                )
+            )
+            self.invalidate_recordset()
+
     def _check_action_allowed(self, verb):
         self.ensure_one()
         if not self.active:
@@ -76,6 +100,7 @@ class EyrieDeployment(models.Model):
                     "Deployment %(name)s is archived; restore it first.", name=self.name
                 )
             )
+        # Jobs are the system's records: users only read them.
         running = (
             self.env["eyrie.job"]
             .sudo()
@@ -240,6 +265,7 @@ class EyrieDeployment(models.Model):
 
     def _on_drop_done(self, job):
         _logger.info("Deployment %s (%s) dropped by job %s", self.name, self.id, job.id)
+        # The drop (or uninstall) removes the record, whoever asked for it.
         self.sudo().unlink()
 
     def _on_job_failed(self, job):

@@ -6,7 +6,8 @@ from ..tools.executor import (
     StepError,
     TransientStepError,
 )
-from ..tools.kubernetes_executor import get_client, read_logs
+from ..tools.kubernetes_executor import read_logs
+from ..tools.scrub import Scrubber, secret_strings
 
 
 class EyrieDeployment(models.Model):
@@ -60,8 +61,9 @@ class EyrieDeployment(models.Model):
         """{"pods": [{"name", "phase", "containers": [{"name", "log"}]}],
         "events": [{"time", "type", "reason", "object", "message"}]}: the
         last ``tail_lines`` lines of every container of the pods in the
-        deployment's namespace (which is its own) and the namespace's last 50
-        events. Its users and managers only."""
+        deployment's namespace and the namespace's last 50 events, every
+        secret of the deployment masked. Only from the namespace Eyrie
+        created for it (its ownership label), for its users and managers."""
         self.ensure_one()
         self._check_logs_access()
         if not isinstance(tail_lines, int) or not 1 <= tail_lines <= 5000:
@@ -75,6 +77,7 @@ class EyrieDeployment(models.Model):
                     self.name,
                 )
             )
+        # The cluster's credentials are manager-only fields.
         cluster = self.sudo().cluster_id
         if cluster.dry_run:
             raise UserError(
@@ -83,11 +86,13 @@ class EyrieDeployment(models.Model):
                 )
             )
         try:
-            client = get_client(*cluster._client_arguments())
-            return read_logs(
-                client,
-                self.namespace,
-                tail_lines=tail_lines,
+            # Only the namespace Eyrie created for this very deployment: a
+            # namespace of that name may be someone else's on the cluster.
+            cluster._get_executor(self.namespace).check_namespace_owners(
+                {self.namespace: self.id}
+            )
+            found = read_logs(
+                cluster._get_client(), self.namespace, tail_lines=tail_lines
             )
         except (StepError, ClusterConnectionError, TransientStepError) as error:
             raise UserError(
@@ -97,6 +102,18 @@ class EyrieDeployment(models.Model):
                     error=error,
                 )
             ) from error
+        return self._scrubbed_logs(found)
+
+    def _scrubbed_logs(self, found):
+        """``found`` with every secret of the deployment masked: a container
+        may print a generated password or the scope's bucket keys."""
+        scrub = Scrubber(secret_strings(self._template_secrets()))
+        for pod in found["pods"]:
+            for container in pod["containers"]:
+                container["log"] = scrub(container["log"])
+        for event in found["events"]:
+            event["message"] = scrub(event["message"])
+        return found
 
     def _check_logs_access(self):
         # Logs may show what the instance's users did: its own users (those

@@ -2,17 +2,16 @@ import ipaddress
 import json
 
 from odoo import api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 
 from ..tools.values import (
     ValuesError,
     check_values,
 )
-from .eyrie_deployment import REPOSITORY_STATES, STATES
+from .eyrie_deployment import IN_FLIGHT_STATES, REPOSITORY_STATES, STATES
+from .eyrie_deployment_pgbackrest import POSTGRES_CLUSTER_NAME
 from .eyrie_scope import BOOK_ACTIONS
 
-# The shipped books' PostgresCluster name (PGO derives db-primary, db-pguser-*).
-POSTGRES_CLUSTER_NAME = "db"
 ODOO_DEFAULT_VALUES = {
     "image": "odoo:18.0",
     "replicas": 1,
@@ -63,8 +62,10 @@ class EyrieDeploymentOdoo(models.Model):
 
     hostname = fields.Char(
         compute="_compute_hostname",
+        store=True,
+        index="btree_not_null",
         help="Where an Odoo deployment is served: 'hostname' in its values, or "
-        "<namespace>.<scope domain>.",
+        "<namespace>.<scope domain>. One deployment per hostname on a cluster.",
     )
 
     database_mode = fields.Selection(
@@ -86,8 +87,12 @@ class EyrieDeploymentOdoo(models.Model):
         ondelete="restrict",
         tracking=True,
         index="btree_not_null",
-        domain="[('deployment_type', '=', 'pgo'), ('id', '!=', id)]",
-        help="The PostgreSQL deployment whose cluster holds this Odoo's database.",
+        check_company=True,
+        domain="[('deployment_type', '=', 'pgo'), ('id', '!=', id), "
+        "('cluster_id', '=', cluster_id)]",
+        help="The PostgreSQL deployment whose cluster holds this Odoo's database. "
+        "Its owner allows this Odoo (its Allowed Odoo Deployments) before the "
+        "first deploy.",
     )
 
     admin_password = fields.Char(
@@ -98,11 +103,25 @@ class EyrieDeploymentOdoo(models.Model):
         "first start.",
     )
 
+    _sql_constraints = [
+        (
+            "hostname_cluster_uniq",
+            "unique(cluster_id, hostname)",
+            (
+                "Another deployment on this cluster is already served at this "
+                "hostname (maybe in another company): set another 'hostname' in "
+                "the values, or another namespace."
+            ),
+        ),
+    ]
+
     # ------------------------------------------------------------------
     # Computes and constraints
     # ------------------------------------------------------------------
 
-    @api.depends("values", "namespace", "deployment_type", "scope_id.domain")
+    @api.depends(
+        "values", "namespace", "deployment_type", "scope_id.domain", "scope_id.values"
+    )
     def _compute_hostname(self):
         for deployment in self:
             hostname = False
@@ -137,6 +156,16 @@ class EyrieDeploymentOdoo(models.Model):
                 )
             if deployment.database_mode != "shared" or not database:
                 continue
+            if "db_user" in (json.loads(deployment.values or "{}") or {}):
+                raise ValidationError(
+                    self.env._(
+                        "Deployment %(name)s keeps its database in a shared "
+                        "PostgreSQL deployment, where it connects with a role of "
+                        "its own (%(role)s): remove 'db_user' from its values.",
+                        name=deployment.name,
+                        role=deployment._odoo_database_role(),
+                    )
+                )
             db_name = deployment._effective_values().get("db_name")
             if db_name not in (None, deployment.namespace):
                 # The namespace is unique on the cluster, so is the database
@@ -183,25 +212,35 @@ class EyrieDeploymentOdoo(models.Model):
         super()._check_dependents(verb)
         if verb not in ("pause", "drop", "restore"):
             return
-        domain = [
-            ("deployment_type", "=", "odoo"),
-            ("database_deployment_id", "=", self.id),
-        ]
-        if verb in ("pause", "restore"):
-            domain.append(("repository_state", "=", "deploy"))
-        dependent = self.sudo().with_context(active_test=False).search(domain, limit=1)
-        if not dependent:
+        # The check reads other users' Odoo deployments.
+        dependents = (
+            self.sudo()
+            .with_context(active_test=False)
+            .search(
+                [
+                    ("deployment_type", "=", "odoo"),
+                    ("database_deployment_id", "=", self.id),
+                ]
+            )
+        )
+        dependents._lock_shared()
+        if verb != "drop":
+            dependents = dependents.filtered(lambda odoo: odoo._odoo_uses_database())
+        if not dependents:
             return
+        dependent = dependents[0]
         if verb in ("pause", "restore"):
             raise UserError(
                 self.env._(
                     "Deployment %(name)s cannot be %(done)s: Odoo deployment "
-                    "%(odoo)s runs on its database. Pause that deployment first.",
+                    "%(odoo)s uses its database (%(state)s). Pause that deployment "
+                    "first, once its job has ended.",
                     name=self.name,
                     done=self.env._("paused")
                     if verb == "pause"
                     else self.env._("restored"),
                     odoo=dependent.name,
+                    state=dict(STATES)[dependent.state],
                 )
             )
         raise UserError(
@@ -213,95 +252,26 @@ class EyrieDeploymentOdoo(models.Model):
             )
         )
 
+    def _odoo_uses_database(self):
+        """Whether this Odoo runs, or is starting, on its database: in its
+        first deploy or deployed, or with a job in flight (a resume)."""
+        self.ensure_one()
+        return (
+            self.repository_state in ("initialize", "deploy")
+            or self.state in IN_FLIGHT_STATES
+        )
+
     @api.private
     def odoo_action_deploy(self, after=None):
         values = self._odoo_values()
         if values["database_mode"] == "shared":
-            self._odoo_check_shared_database(values)
+            after = self._odoo_check_shared_database(values) or after
         self._ensure_credentials(("admin_password", "db_password"))
         return self._start_deploy(values=values, after=after)
 
     @api.private
     def odoo_action_pause(self):
         return self._start_pause(values=self._odoo_values(need_hostname=False))
-
-    @api.private
-    def odoo_action_backup(self):
-        self._odoo_check_own_database("back up")
-        return self._start_backup("manual", self._odoo_values(need_hostname=False))
-
-    @api.private
-    def odoo_action_restore(self, backup_id=None, target_time=None):
-        self._odoo_check_own_database("restore")
-        backup, target = self._restore_point(backup_id, target_time)
-        return self._start_restore(backup, target, self._odoo_values())
-
-    @api.private
-    def odoo_action_clone(
-        self, scope_id=None, name=None, backup_id=None, neutralize=True, created=None
-    ):
-        self._odoo_check_own_database("be cloned")
-        scope = self._clone_scope(scope_id)
-        backup = self._clone_backup(backup_id)
-        self._check_clone_source_readable()
-        source_values = self._odoo_values(need_hostname=False)
-        values = json.loads(self.values) if self.values else {}
-        # The clone is served under a name of its own, and its database keeps
-        # the name it has in the source's backup.
-        for key in ("hostname", "dns_target"):
-            values.pop(key, None)
-        values["db_name"] = source_values["db_name"]
-        backup_job = None
-        if (
-            not backup
-            and source_values["backup_s3"]
-            and source_values.get("filestore_archive")
-        ):
-            # A filestore reaches another namespace only by an archive in
-            # the bucket: the clone starts once this backup has taken one.
-            backup_job = self._start_backup("before_clone", source_values)
-            backup = self._backup_of(backup_job)
-        clone = self._create_clone(scope, name, backup, neutralize, values)
-        clone._run_action("deploy", trigger="user", after=backup_job)
-        filestore = (
-            self.env._("the filestore from the archive in the bucket")
-            if clone._clone_archive()
-            else self.env._(
-                "the filestore starts empty: only a backup to a bucket archives it"
-            )
-        )
-        return self._clone_started(clone, backup, backup_job, filestore, created)
-
-    def _odoo_check_own_database(self, verb):
-        database = self.sudo().database_deployment_id
-        if self.database_mode != "shared" or not database:
-            return
-        raise UserError(
-            self.env._(
-                "Odoo deployment %(name)s cannot %(verb)s by itself: its database "
-                "is in PostgreSQL deployment %(database)s, whose backups hold it "
-                "with every other database there. Its manager backs up and "
-                "restores %(database)s.",
-                name=self.name,
-                verb=verb,
-                database=database.name,
-            )
-        )
-
-    def _start_backup_before(self, kind, values, option):
-        # The database of a shared PostgreSQL deployment is in that
-        # deployment's own backups; this Odoo has no repository to back up to.
-        if self.deployment_type == "odoo" and self.database_mode == "shared":
-            self._message_log(
-                body=self.env._(
-                    "No backup first (%(option)s): the database is in PostgreSQL "
-                    "deployment %(database)s, whose own backups hold it.",
-                    option=option,
-                    database=self.sudo().database_deployment_id.name,
-                )
-            )
-            return None
-        return super()._start_backup_before(kind, values, option)
 
     @api.private
     def odoo_action_drop(self):
@@ -313,10 +283,12 @@ class EyrieDeploymentOdoo(models.Model):
         database: it needs the PostgreSQL deployment running. Refused before
         anything is deleted, so the Odoo stays whole and the user can resume
         the database first."""
+        # The PostgreSQL deployment may be another user's: read, never changed.
         database = self.sudo().database_deployment_id
         if self.database_mode != "shared" or not database:
             return
-        if database.repository_state == "deploy" and database.state != "pausing":
+        database._lock_shared()
+        if database._pgo_serves():
             return
         raise UserError(
             self.env._(
@@ -331,7 +303,9 @@ class EyrieDeploymentOdoo(models.Model):
         )
 
     def _odoo_check_shared_database(self, values):
+        # The database is another user's deployment: read, never changed.
         database = self.sudo().database_deployment_id
+        database._lock_shared()
         if database.repository_state != "deploy":
             raise UserError(
                 self.env._(
@@ -343,31 +317,52 @@ class EyrieDeploymentOdoo(models.Model):
                     phase=dict(REPOSITORY_STATES)[database.repository_state],
                 )
             )
-        user = values["db_user"]
-        if user in database._effective_values().get("users", []) and not (
-            database._pgo_user_password(user)
-        ):
+        if not database._pgo_serves():
             raise UserError(
                 self.env._(
-                    "Odoo deployment %(name)s connects as PostgreSQL user %(user)s, "
-                    "whose password deployment %(database)s has not created yet: "
-                    "update (deploy) %(database)s first, then deploy this one.",
+                    "Odoo deployment %(name)s keeps its database in PostgreSQL "
+                    "deployment %(database)s, which is going down (%(state)s). "
+                    "Deploy it again once its job has ended, then this one.",
                     name=self.name,
-                    user=user,
                     database=database.name,
+                    state=dict(STATES)[database.state],
                 )
             )
-        if values["db_user"] not in database._effective_values().get("users", []):
+        self._odoo_check_database_consent(database)
+        if database._pgo_user_password(values["db_user"]):
+            return None
+        return self._odoo_create_database_role(database, values["db_user"])
+
+    def _odoo_create_database_role(self, database, role):
+        """The deploy job of the PostgreSQL deployment that creates this
+        Odoo's role there, which this Odoo's jobs then wait for: started
+        for a caller who may change that deployment (its owner, a manager);
+        anyone else is told to ask them."""
+        database = database.with_env(self.env)
+        try:
+            database.check_access("write")
+        except AccessError:
             raise UserError(
                 self.env._(
-                    "Odoo deployment %(name)s connects as PostgreSQL user %(user)s, "
-                    "which deployment %(database)s does not declare: add it to its "
-                    "'users' value and update it, or change 'db_user'.",
+                    "Odoo deployment %(name)s connects as PostgreSQL role %(user)s, "
+                    "which deployment %(database)s has not created yet: its owner "
+                    "(or an Eyrie manager) updates (deploys) %(database)s, then "
+                    "this one can be deployed.",
                     name=self.name,
-                    user=values["db_user"],
+                    user=role,
                     database=database.name,
                 )
+            ) from None
+        jobs = database._run_action_jobs("deploy", trigger="user")
+        self._message_log(
+            body=self.env._(
+                "Deploys after an update of %(database)s, which creates the "
+                "PostgreSQL role %(user)s of this deployment.",
+                database=database.name,
+                user=role,
             )
+        )
+        return jobs.filtered(lambda job: job.action == "deploy")[-1:]
 
     # ------------------------------------------------------------------
     # Books, values and secrets
@@ -434,10 +429,14 @@ class EyrieDeploymentOdoo(models.Model):
             "A" if _is_ip_address(values.get("dns_target")) else "CNAME"
         )
         values.setdefault("db_name", self.namespace)
+        # The PostgreSQL deployment may be another user's: read, never changed.
         database = self.sudo().database_deployment_id
         shared = self.database_mode == "shared" and database
+        if shared:
+            # Its own role there, never one the user names.
+            values["db_user"] = self._odoo_database_role()
         db_namespace = database.namespace if shared else self.namespace
-        values = self._with_backup_values(values) | self._clone_values()
+        values = self._pgbackrest_values(values) | self._odoo_clone_values()
         values |= {
             "mail_catcher": self.scope_id.mail_catcher,
             "database_mode": "shared" if shared else "own",
@@ -455,10 +454,18 @@ class EyrieDeploymentOdoo(models.Model):
         """The one object an Odoo on a shared database has outside its
         namespace: the Job that drops its database, in the PostgreSQL
         deployment's namespace."""
+        # The PostgreSQL deployment may be another user's: read, never changed.
         database = self.sudo().database_deployment_id
         if self.database_mode != "shared" or not database:
             return set()
         return {(database.namespace, "batch/Job", f"dropdb-{self.id}")}
+
+    def _odoo_namespaces_read(self):
+        # The PostgreSQL deployment may be another user's: read, never changed.
+        database = self.sudo().database_deployment_id
+        if self.database_mode != "shared" or not database:
+            return {}
+        return {database.namespace: database.id}
 
     def _credentials_set_once(self):
         # Odoo sets the admin password on its first start, never again.
@@ -467,13 +474,15 @@ class EyrieDeploymentOdoo(models.Model):
         return super()._credentials_set_once() | {"admin_password"}
 
     def _odoo_template_secrets(self):
+        # Credentials are manager-only fields; the lifecycle reads them.
         secrets_ = dict(self.sudo().credentials or {})
+        # The PostgreSQL deployment may be another user's: read, never changed.
         database = self.sudo().database_deployment_id
         if self.database_mode == "shared" and database:
             # Never a missing password rendered as text: without it the books'
             # templates fail on the undefined 'secrets.db_password'.
             secrets_.pop("db_password", None)
-            password = database._pgo_user_password(self._effective_values()["db_user"])
+            password = database._pgo_user_password(self._odoo_database_role())
             if password:
                 secrets_["db_password"] = password
-        return secrets_
+        return secrets_ | self._odoo_clone_secrets()

@@ -1,7 +1,4 @@
-import json
-
 from odoo import api, fields, models
-from odoo.exceptions import UserError
 
 from .eyrie_scope import BOOK_ACTIONS
 
@@ -44,42 +41,11 @@ class EyrieDeploymentPgo(models.Model):
     def pgo_action_drop(self):
         return self._start_drop(values=self._pgo_values())
 
-    @api.private
-    def pgo_action_backup(self):
-        return self._start_backup("manual", self._pgo_values())
-
-    @api.private
-    def pgo_action_restore(self, backup_id=None, target_time=None):
-        backup, target = self._restore_point(backup_id, target_time)
-        return self._start_restore(backup, target, self._pgo_values())
-
-    @api.private
-    def pgo_action_clone(
-        self, scope_id=None, name=None, backup_id=None, neutralize=True, created=None
-    ):
-        scope = self._clone_scope(scope_id)
-        if scope.neutralize_clones:
-            # Its databases may be Odoo's, and Eyrie cannot tell which: a copy
-            # it cannot neutralize goes only where the scope allows that.
-            raise UserError(
-                self.env._(
-                    "Clone of %(name)s: scope %(scope)s requires clones to be "
-                    "neutralized, and a PostgreSQL deployment's databases cannot "
-                    "be (Eyrie does not know which are Odoo's). Choose a scope "
-                    "without 'Neutralize Clones', or clone the Odoo deployments.",
-                    name=self.name,
-                    scope=scope.name,
-                )
-            )
-        backup = self._clone_backup(backup_id)
-        self._check_clone_source_readable()
-        values = json.loads(self.values) if self.values else {}
-        clone = self._create_clone(scope, name, backup, False, values)
-        clone._run_action("deploy", trigger="user")
-        return self._clone_started(clone, backup, created=created)
-
     def _pgo_values(self):
-        return self._with_backup_values(self._effective_values()) | self._clone_values()
+        values = self._effective_values()
+        # The roles of the Odoo deployments it allows, beside its own users.
+        values["users"] = list(values["users"]) + self._pgo_consumer_roles()
+        return self._pgbackrest_values(values) | self._pgbackrest_clone_values()
 
     # ------------------------------------------------------------------
     # Books, values and secrets
@@ -97,8 +63,19 @@ class EyrieDeploymentPgo(models.Model):
     def _pgo_value_keys(self):
         return set(PGO_DEFAULT_VALUES)
 
+    def _pgo_serves(self):
+        """Whether this PostgreSQL deployment runs and stays up: deployed,
+        and no pause, drop or restore on its way."""
+        self.ensure_one()
+        return self.repository_state == "deploy" and self.state not in (
+            "pausing",
+            "dropping",
+            "restoring",
+        )
+
     def _pgo_user_password(self, user):
         """The generated password of PostgreSQL user ``user``, once a deploy
         of this PostgreSQL deployment created it; else None."""
         self.ensure_one()
+        # Credentials are manager-only fields; the lifecycle reads them.
         return (self.sudo().credentials or {}).get(f"pguser_{user}")

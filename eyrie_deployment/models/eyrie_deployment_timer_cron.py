@@ -6,8 +6,10 @@ from markupsafe import escape
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import UserError
 from odoo.osv.expression import OR
+from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 from odoo.tools import SQL
 
+from ..tools.kubernetes_executor import safe_error_text
 from ..tools.transaction import commit_unless_testing
 from .eyrie_deployment import IN_FLIGHT_STATES
 from .eyrie_deployment_timers import _relative
@@ -63,7 +65,9 @@ class EyrieDeployment(models.Model):
             [("identity_key", "=like", f"eyrie.timer:{id_}:%")] for id_ in self.ids
         ]
         if not prefixes:
+            # queue_job's records are its managers'; Eyrie handles its own.
             return self.env["queue.job"].sudo()
+        # queue_job's records are its managers'; Eyrie handles its own.
         return self.env["queue.job"].sudo().search(domain + OR(prefixes))
 
     @api.model
@@ -137,22 +141,19 @@ class EyrieDeployment(models.Model):
         self._send_drop_warnings(now, limit=batch_size, only=only, commit=commit)
         rows = self._fetch_due_timers(now, limit=batch_size + 1, only=only)
         batch = rows[:batch_size]
-        deployments = self.browse([row[0] for row in batch])
-        notes = {
-            deployment.id: deployment._fire_timer(verb, now)
-            for deployment, (_id, verb) in zip(deployments, batch, strict=True)
-        }
-        if batch:
+        notes = {}
+        for deployment_id, verb in batch:
+            note = self.browse(deployment_id)._fire_timer(verb, now)
+            if note:
+                notes[deployment_id] = escape(note)
+        if notes:
             # One chatter note per deployment, logged together, without
             # notifying every follower.
-            deployments._message_log_batch(
-                {deployment_id: escape(note) for deployment_id, note in notes.items()}
-            )
-            deployments._set_lifecycle(timer_blocked_until=now + TIMER_RETRY_DELAY)
-            if commit:
-                # Safe: each action is complete in itself (one savepoint
-                # each), and a batch lost to a crash is still due next run.
-                commit_unless_testing(self.env.cr)
+            self.browse(list(notes))._message_log_batch(notes)
+        if batch and commit:
+            # Safe: each action is complete in itself (one savepoint each),
+            # and a batch lost to a crash is still due next run.
+            commit_unless_testing(self.env.cr)
         if only is None:
             remaining = self._count_due_timers(now) if len(rows) > batch_size else 0
             self.env["ir.cron"]._notify_progress(done=len(batch), remaining=remaining)
@@ -199,6 +200,7 @@ class EyrieDeployment(models.Model):
             name=self.name,
             when=_relative(self.next_drop_at - now, self.env),
         )
+        # The warning goes to the responsible user, whoever runs the timer.
         self.sudo().activity_schedule(
             "mail.mail_activity_data_warning",
             date_deadline=self.next_drop_at.date(),
@@ -262,8 +264,11 @@ class EyrieDeployment(models.Model):
         return self.env.cr.fetchone()[0]
 
     def _fire_timer(self, verb, now):
-        """Run the due action; returns the chatter note saying what the
-        timer did. The caller blocks the timer for an hour either way."""
+        """Run the due action and block the timer for an hour (whether the
+        action started, was refused or failed); returns the chatter note
+        saying what the timer did. None when another transaction changed
+        the deployment meanwhile: it is left as it was, to the next run.
+        Never raises: one deployment never stops the batch."""
         self.ensure_one()
         due_at = self.next_drop_at if verb == "drop" else self.next_pause_at
         seconds = self.scope_id[f"deployment_{verb}_after_seconds"]
@@ -285,19 +290,36 @@ class EyrieDeployment(models.Model):
         try:
             with self.env.cr.savepoint():
                 self._run_action(verb, trigger="timer")
-            body = self.env._(
+                self._set_lifecycle(timer_blocked_until=now + TIMER_RETRY_DELAY)
+            return self.env._(
                 "Automatic %(verb)s started by the %(timer)s, %(late)s s after it "
                 "was due.",
                 verb=verb,
                 timer=timer,
                 late=late,
             )
+        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+            # A user acted on it meanwhile: the next run sees what they did.
+            _logger.info("Timer: deployment %s changed meanwhile; next run", self.id)
+            self.invalidate_recordset()
+            return None
         except UserError as error:
-            body = self.env._(
-                "Automatic %(verb)s by the %(timer)s was refused: %(error)s "
-                "It will be tried again in an hour.",
-                verb=verb,
-                timer=timer,
-                error=error.args[0],
-            )
-        return body
+            reason = error.args[0]
+        except Exception as error:
+            _logger.exception("Timer: %s of deployment %s failed", verb, self.id)
+            reason = self.env._("unexpected error: %s", safe_error_text(error))
+        self.invalidate_recordset()
+        try:
+            with self.env.cr.savepoint():
+                self._set_lifecycle(timer_blocked_until=now + TIMER_RETRY_DELAY)
+        except Exception:
+            # Not even blocked: the next run tries it again.
+            _logger.exception("Timer: deployment %s could not be blocked", self.id)
+            return None
+        return self.env._(
+            "Automatic %(verb)s by the %(timer)s was refused: %(error)s "
+            "It will be tried again in an hour.",
+            verb=verb,
+            timer=timer,
+            error=reason,
+        )

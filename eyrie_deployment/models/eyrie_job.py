@@ -156,6 +156,7 @@ class EyrieJob(models.Model):
         self.deployment_id.check_access("write")
         self._lock_pending_for_cancel()
         for job in self:
+            # Checked above: the caller may change the deployment; jobs are read-only.
             job.sudo().write(
                 {
                     "state": "cancelled",
@@ -235,6 +236,7 @@ class EyrieJob(models.Model):
                     "error_message": reason,
                 }
             )
+            job._cancel_queue_jobs()
             job._cancel_following_jobs()
             if job.deployment_id and job.deployment_id != previous.deployment_id:
                 # Chained after another deployment's job (a clone after a

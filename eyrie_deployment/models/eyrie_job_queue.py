@@ -1,18 +1,27 @@
 import logging
+import uuid
+from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.tools import SQL
 
+from odoo.addons.queue_job.job import Job
+
+from ..tools.transaction import commit_unless_testing
 from .eyrie_job import FINAL_STATES
 
 _logger = logging.getLogger(__name__)
 
+# A job due this long and not started says that no job runner runs.
+RUNNER_GRACE_MINUTES = 5
+
 
 class EyrieJobQueue(models.Model):
-    """A job's link to OCA queue_job: the queue job that runs or resumes it
-    next, in its cluster's channel (one at a time per job, by identity key),
-    and what Eyrie does when queue_job gives up on it or it gets lost in
-    queue_job's own screens."""
+    """A job's link to OCA queue_job: the one queue job that runs it, in its
+    cluster's channel, from its creation to its end (a wait or a retry
+    postpones it: ``RetryableJobError``), after the queue job of the job it
+    is chained after (queue_job's dependencies); and what Eyrie does when
+    queue_job gives up on it or it gets lost in queue_job's own screens."""
 
     _inherit = "eyrie.job"
 
@@ -24,29 +33,87 @@ class EyrieJobQueue(models.Model):
         help="The queue job that runs or resumes this job next.",
     )
 
-    def _enqueue(self, eta=None):
-        """One queue job that runs (or resumes, at ``eta``) each job, in its
-        cluster's channel. The identity key keeps it to one per job."""
+    runner_missing = fields.Text(
+        compute="_compute_runner_missing",
+        help="Set when the job has been due for minutes and no job runner took "
+        "it: what to configure.",
+    )
+
+    @api.depends("state", "not_before", "previous_job_id.state")
+    def _compute_runner_missing(self):
+        """A job due for more than a few minutes whose queue job no runner
+        started: without queue_job's job runner (not loaded, or a capacity
+        of 0) jobs wait forever, silently."""
+        late = fields.Datetime.now() - timedelta(minutes=RUNNER_GRACE_MINUTES)
+        waiting = self.filtered(
+            # queue_job's records are its managers'; Eyrie handles its own.
+            lambda job: (
+                job.state == "pending"
+                and job.queue_job_uuid
+                and (job.not_before or job.create_date) <= late
+                and (not job.previous_job_id or job.previous_job_id.state == "done")
+            )
+        )
+        # The queue jobs are queue_job's records, readable by its managers.
+        queued = {
+            record.uuid: record
+            for record in self.env["queue.job"]
+            .sudo()
+            .search([("uuid", "in", waiting.mapped("queue_job_uuid"))])
+        }
+        for job in self:
+            record = queued.get(job.queue_job_uuid) if job in waiting else None
+            if not record or record.state not in ("pending", "enqueued"):
+                job.runner_missing = False
+                continue
+            due = max(job.not_before or job.create_date, record.eta or job.create_date)
+            minutes = int((fields.Datetime.now() - due).total_seconds() // 60)
+            job.runner_missing = (
+                job.env._(
+                    "No job runner has started this job, due %(minutes)s minutes "
+                    "ago. Jobs run on OCA queue_job's job runner: start Odoo with "
+                    "queue_job among its server-wide modules "
+                    "(--load=base,web,queue_job), with workers or in threaded "
+                    "mode, and a [queue_job] capacity of at least 1 (for example "
+                    "channels = root:4). Queue Jobs shows this job as %(state)s.",
+                    minutes=minutes,
+                    state=record.state,
+                )
+                if minutes >= RUNNER_GRACE_MINUTES
+                else False
+            )
+
+    def _enqueue(self, after=None):
+        """The queue job that runs each job, in its cluster's channel; with
+        ``after`` (the job these are chained after), it waits until that
+        job's queue job is done."""
+        parent = (
+            Job.load(self.env, after.queue_job_uuid)
+            if after and after.queue_job_uuid
+            else None
+        )
         for job in self:
             queued = job.with_delay(
                 channel=job.cluster_id._job_channel_name(),
-                eta=eta,
                 description=job.env._("Eyrie: %s", job.display_name),
                 identity_key=f"eyrie.job:{job.id}",
             )._run_queued()
-            job.queue_job_uuid = queued.uuid if queued else job.queue_job_uuid
-
-    def _enqueue_following(self):
-        """Queue the jobs chained after these ones, now that they are done."""
-        self.search(
-            [("previous_job_id", "in", self.ids), ("state", "=", "pending")]
-        )._enqueue()
+            if parent:
+                # queue_job follows dependencies inside one graph only.
+                parent.graph_uuid = parent.graph_uuid or str(uuid.uuid4())
+                queued.graph_uuid = parent.graph_uuid
+                queued.add_depends({parent})
+                queued.store()
+                parent.store()
+            job.queue_job_uuid = queued.uuid
 
     def _cancel_queue_jobs(self):
         uuids = [uuid for uuid in self.mapped("queue_job_uuid") if uuid]
         if uuids:
+            # queue_job's records are its managers'; the job's own user may
+            # cancel the job, hence its queue job.
             self.env["queue.job"].sudo().search(
-                [("uuid", "in", uuids)]
+                [("uuid", "in", uuids), ("state", "not in", ("done", "started"))]
             ).button_cancelled()
 
     def _on_queue_job_failed(self, exc_name=None, **_failure):
@@ -90,34 +157,43 @@ class EyrieJobQueue(models.Model):
                 over=("done", "cancelled", "failed"),
             )
         )
-        lost = self.env.cr.fetchall()
-        for job_id, queue_state in lost:
+        failed = self.browse()
+        for job_id, queue_state in self.env.cr.fetchall():
             job = self.browse(job_id)
-            with self.env.cr.savepoint():
-                _logger.warning(
-                    "Eyrie job %s: its queue job is %s", job_id, queue_state
-                )
-                job._finish(
-                    "failed",
-                    job.log.splitlines() if job.log else [],
-                    self.env._(
-                        "Nothing runs this job any more: its queue job is "
-                        "%(state)s (in Queue Jobs). Run the action again.",
-                        state=queue_state,
-                    ),
-                    check_running=False,
-                )
-        return self.browse([job_id for job_id, _state in lost])
+            _logger.warning("Eyrie job %s: its queue job is %s", job_id, queue_state)
+            try:
+                with self.env.cr.savepoint():
+                    job._finish(
+                        "failed",
+                        job.log.splitlines() if job.log else [],
+                        self.env._(
+                            "Nothing runs this job any more: its queue job is "
+                            "%(state)s (in Queue Jobs). Run the action again.",
+                            state=queue_state,
+                        ),
+                        check_running=False,
+                        commit=False,
+                    )
+            except Exception:
+                # One bad record never stops the batch; the next run retries.
+                _logger.exception("Eyrie job %s: failing it failed", job_id)
+                job.invalidate_recordset()
+                continue
+            failed |= job
+            # Safe: each failed job is complete in itself.
+            commit_unless_testing(self.env.cr)
+        return failed
 
     @api.model
     def _enqueue_after_upgrade(self):
-        """Queue the jobs in progress that the old runner cron would have
-        run: the pending ones whose previous job is done (or none), and the
-        ones it left running. Returns them."""
+        """Queue the jobs in progress that have no queue job (the old runner
+        cron ran them): each after the job it is chained after. Returns
+        them."""
         jobs = self.search(
-            [("state", "in", ("pending", "running")), ("queue_job_uuid", "=", False)]
-        ).filtered(
-            lambda job: not job.previous_job_id or job.previous_job_id.state == "done"
+            [("state", "in", ("pending", "running")), ("queue_job_uuid", "=", False)],
+            order="id",
         )
-        jobs._enqueue()
+        for job in jobs:
+            previous = job.previous_job_id
+            job._enqueue(after=previous if previous.state != "done" else None)
         return jobs

@@ -1,13 +1,18 @@
 import json
 import logging
+import math
 import os
 import socket
 import threading
 from datetime import timedelta
 
 from odoo import fields, models
+from odoo.exceptions import UserError
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
+from odoo.sql_db import TestCursor
 from odoo.tools import SQL
+
+from odoo.addons.queue_job.exception import RetryableJobError
 
 from ..tools.confinement import ConfinementError
 from ..tools.executor import (
@@ -18,8 +23,9 @@ from ..tools.executor import (
     validate_object,
 )
 from ..tools.kubernetes_executor import safe_error_text
+from ..tools.scrub import Scrubber, secret_strings
 from ..tools.template import TemplateRenderError
-from ..tools.transaction import commit_unless_testing
+from ..tools.transaction import in_test
 from .eyrie_job import FINAL_STATES
 
 _logger = logging.getLogger(__name__)
@@ -43,6 +49,18 @@ class JobYield(Exception):
     def __init__(self, not_before):
         super().__init__(not_before)
         self.not_before = not_before
+
+
+class RunLog(list):
+    """The lines of a job's log, and what masks the deployment's secrets in
+    every text the run stores (its log and its error)."""
+
+    def __init__(self, lines=(), scrub=None):
+        super().__init__(lines)
+        self.scrub = scrub or Scrubber()
+
+    def text(self):
+        return self.scrub("\n".join(self))
 
 
 class EyrieJobRunner(models.Model):
@@ -85,9 +103,11 @@ class EyrieJobRunner(models.Model):
     def _run_queued(self):
         """Run the book, or resume it where it stopped. The queue job's
         function (Allow Commit: it runs on a cursor of its own, committed
-        at each step so that progress shows and survives a crash)."""
+        at each step so that progress shows and survives a crash). A wait
+        or a retry gives the worker back: the same queue job runs again at
+        its time (queue_job's ``RetryableJobError``)."""
         self.ensure_one()
-        log = self.log.splitlines() if self.log else []
+        log = RunLog(self.log.splitlines() if self.log else [], self._scrubber())
         if not self._take(log):
             return
         try:
@@ -95,20 +115,25 @@ class EyrieJobRunner(models.Model):
         except JobYield as pause:
             self._yield(log, pause.not_before)
         except JobFailure as failure:
-            self._finish("failed", log, str(failure))
+            self._fail(log, str(failure))
         except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
             # queue_job runs the queue job again shortly; the job resumes
             # from its last committed step.
             raise
         except Exception as error:
             _logger.exception("Eyrie job %s failed unexpectedly", self.id)
-            self._finish(
-                "failed",
-                log,
-                self.env._("Unexpected error: %s", safe_error_text(error)),
-            )
+            self._fail(log, self.env._("Unexpected error: %s", safe_error_text(error)))
         else:
             self._finish("done", log, False)
+
+    def _scrubber(self, objects=()):
+        """What masks this job's secrets (the books' ``secrets`` of its
+        deployment, and the Secrets among ``objects``, rendered) in the
+        texts it stores."""
+        deployment = self.deployment_id
+        if not deployment:
+            return Scrubber()
+        return Scrubber(secret_strings(deployment._template_secrets(), objects))
 
     def _take(self, log):
         """Mark the job running and commit; False when there is nothing to
@@ -132,9 +157,7 @@ class EyrieJobRunner(models.Model):
             return False
         if state == "pending" and not_before and not_before > now:
             # Never early: a wait or retry resumes at its time.
-            self._enqueue(eta=not_before)
-            self._commit()
-            return False
+            raise _postponed(not_before, now)
         vals = {
             "state": "running",
             "worker": f"{socket.gethostname()}:{os.getpid()}:"
@@ -166,7 +189,7 @@ class EyrieJobRunner(models.Model):
                     worker=self.worker,
                 )
             )
-            vals["log"] = "\n".join(log)
+            vals["log"] = log.text()
         if not self.started_at:
             vals["started_at"] = now
         self.write(vals)
@@ -192,14 +215,19 @@ class EyrieJobRunner(models.Model):
                 )
             )
         rendered = self._render_book(deployment, context, steps, log)
+        try:
+            namespaces = deployment._namespaces_read()
+        except UserError as error:
+            raise JobFailure(error.args[0]) from error
+        objects = [obj for _label, _step, documents in rendered for obj in documents]
+        log.scrub = Scrubber(secret_strings(context["secrets"], objects))
         connection = self.env._("Cluster connection")
         try:
             executor = self.cluster_id._get_executor(
                 deployment.namespace, deployment._cluster_labels()
             )
-            executor.check_objects(
-                [obj for _label, _step, documents in rendered for obj in documents]
-            )
+            executor.check_objects(objects)
+            executor.check_namespace_owners(namespaces)
         except (ClusterConnectionError, TransientStepError) as error:
             self._retry_or_fail(connection, error, log)
         except StepError as error:
@@ -315,19 +343,31 @@ class EyrieJobRunner(models.Model):
             {
                 "state": "pending",
                 "not_before": not_before,
-                "log": "\n".join(log),
+                "log": log.text(),
             }
         )
-        self._enqueue(eta=not_before)
-        # Safe: the job is consistent as pending, its resume queued with it.
+        # Safe: the job is consistent as pending; queue_job runs its queue
+        # job again at ``not_before``.
         self._commit()
+        raise _postponed(not_before, fields.Datetime.now())
 
     def _heartbeat(self, log):
-        self.write({"log": "\n".join(log)})
+        self.write({"log": log.text()})
         # Progress is visible, and a crash resumes after this step.
         self._commit()
 
-    def _finish(self, state, log, error_message, check_running=True):
+    def _fail(self, log, error_message):
+        """Fail the job with the first cause. What the run did since its
+        last commit is undone first: after a database error the transaction
+        is aborted, and nothing else could be recorded on it."""
+        self.env.cr.rollback()
+        self.env.invalidate_all()
+        self._finish("failed", log, error_message)
+
+    def _finish(self, state, log, error_message, check_running=True, commit=True):
+        """End the job in ``state`` and apply its outcome to its deployment;
+        committed unless ``commit`` is False (a caller inside a savepoint
+        commits itself)."""
         self.flush_recordset()
         self.env.cr.execute(
             SQL("SELECT state FROM eyrie_job WHERE id = %s FOR UPDATE", self.id)
@@ -339,12 +379,13 @@ class EyrieJobRunner(models.Model):
             )
             self.invalidate_recordset()
             return
+        scrub = getattr(log, "scrub", None) or Scrubber()
         self.write(
             {
                 "state": state,
                 "ended_at": fields.Datetime.now(),
-                "log": "\n".join(log),
-                "error_message": error_message,
+                "log": scrub("\n".join(log)),
+                "error_message": scrub(error_message) if error_message else False,
                 "not_before": False,
             }
         )
@@ -363,7 +404,8 @@ class EyrieJobRunner(models.Model):
                 }
             )
             self._apply_outcome()
-        self._commit()
+        if commit:
+            self._commit()
 
     def _apply_outcome(self):
         deployment = self.deployment_id
@@ -371,13 +413,23 @@ class EyrieJobRunner(models.Model):
             self._cancel_following_jobs()
             if deployment:
                 deployment._on_job_failed(self)
-        elif self.state == "done":
-            self._enqueue_following()
-            if deployment:
-                deployment._on_job_done(self)
+        elif self.state == "done" and deployment:
+            deployment._on_job_done(self)
 
     def _commit(self):
-        # Safe: the queue job runs on a cursor of its own (Allow Commit), and
-        # every call ends a consistent unit (a job taken, a step logged, a
-        # job finished).
-        commit_unless_testing(self.env.cr)
+        # Safe: the queue job runs on a cursor of its own (Allow Commit; in
+        # tests, a test cursor, whose commit ends a savepoint), and every
+        # call ends a consistent unit (a job taken, a step logged, a job
+        # finished). The crons that fail lost jobs run on the test's own
+        # cursor in tests, which must not commit.
+        if isinstance(self.env.cr, TestCursor) or not in_test():
+            self.env.cr.commit()  # pylint: disable=invalid-commit
+
+
+def _postponed(not_before, now):
+    """The queue job runs again at ``not_before``: its ``RetryableJobError``,
+    which counts no retry."""
+    seconds = max(1, math.ceil((not_before - now).total_seconds()))
+    return RetryableJobError(
+        f"Eyrie job resumes at {not_before}", seconds=seconds, ignore_retry=True
+    )

@@ -106,6 +106,7 @@ class EyrieScope(models.Model):
                 )
 
     def _check_cluster_bucket(self):
+        # The cluster's credentials are manager-only fields.
         cluster = self.cluster_id.sudo()
         if not cluster.backup_s3_bucket:
             raise ValidationError(
@@ -149,51 +150,6 @@ class EyrieScope(models.Model):
         if self.backup_target == "cluster":
             return self.cluster_id
         return self if self.backup_target == "s3" else None
-
-    def _backup_repo_name(self):
-        self.ensure_one()
-        return "repo2" if self._backup_to_bucket() else "repo1"
-
-    def _pgbackrest_spec(self, values, repo_path):
-        """``spec.backups.pgbackrest`` of a PostgresCluster of this scope:
-        one repo (the volume, or the bucket under ``repo_path``, a prefix of
-        the deployment's own) with the scope's schedules. Plain data: the
-        books render it with ``to_json``."""
-        self.ensure_one()
-        repo = {"name": self._backup_repo_name()}
-        schedules = {
-            key: self[field_name]
-            for key, field_name in (
-                ("full", "backup_full_schedule"),
-                ("incremental", "backup_incremental_schedule"),
-            )
-            if self[field_name]
-        }
-        if schedules:
-            repo["schedules"] = schedules
-        retention = str(self.backup_retention_full)
-        spec = {"repos": [repo]}
-        bucket = self._backup_bucket()
-        if bucket:
-            repo["s3"] = {
-                "bucket": bucket.backup_s3_bucket,
-                "endpoint": bucket.backup_s3_endpoint,
-                "region": bucket.backup_s3_region,
-            }
-            spec["configuration"] = [{"secret": {"name": "pgbackrest-s3"}}]
-            spec["global"] = {
-                "repo2-path": repo_path,
-                "repo2-retention-full": retention,
-                "repo2-s3-uri-style": "path",
-            }
-            return spec
-        storage = {"requests": {"storage": values["backup_storage"]}}
-        claim = {"accessModes": ["ReadWriteOnce"], "resources": storage}
-        if values.get("storage_class"):
-            claim["storageClassName"] = values["storage_class"]
-        repo["volume"] = {"volumeClaimSpec": claim}
-        spec["global"] = {"repo1-retention-full": retention}
-        return spec
 
     def _backup_s3_location(self, repo_path):
         """The bucket as the books' S3 clients see it (no keys): False for

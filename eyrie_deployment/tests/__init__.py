@@ -5,6 +5,7 @@ from . import test_default_books
 from . import test_dispatch
 from . import test_job_runner
 from . import test_kube_emulator
+from . import test_kubernetes_discovery
 from . import test_kubernetes_lifecycle
 from . import test_kubernetes_steps
 from . import test_lifecycle

@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import sys
 import tempfile
 import threading
 import urllib.parse
@@ -569,6 +570,8 @@ class EyrieKubernetesEmulator(kmock.KubernetesEmulator):
     _revision: int = attrs.field(default=0, init=False)
     _served: int = attrs.field(default=0, init=False)
     _failures: list = attrs.field(factory=list, init=False)
+    # Path -> seconds its requests wait before they are answered (delay()).
+    _delays: dict = attrs.field(factory=dict, init=False)
     _applied: dict = attrs.field(factory=dict, init=False)
     _watches: list = attrs.field(factory=list, init=False)
     _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
@@ -590,6 +593,7 @@ class EyrieKubernetesEmulator(kmock.KubernetesEmulator):
             self.resources.clear()
             self._types.clear()
             self._failures.clear()
+            self._delays.clear()
             self._applied.clear()
             self._logs.clear()
             self._requests.clear()
@@ -647,6 +651,14 @@ class EyrieKubernetesEmulator(kmock.KubernetesEmulator):
                     dict(headers or {}),
                 )
             )
+
+    def delay(self, path, seconds):
+        """Answer the requests of ``path`` (the whole path, without the
+        query: a discovery path such as ``/apis`` or ``/api/v1``) ``seconds``
+        late, until reset(); the other requests are not held up. 0 answers
+        at once again."""
+        with self._state_lock:
+            self._delays[path.rstrip("/") or "/"] = seconds
 
     def request_count(self):
         """Requests served since the start or the last reset()."""
@@ -970,6 +982,10 @@ class EyrieKubernetesEmulator(kmock.KubernetesEmulator):
         # /api/v1/namespaces[/name] before any handler could fix it.
         if EyrieKubernetesEmulator.LATENCY_SECONDS:
             await asyncio.sleep(EyrieKubernetesEmulator.LATENCY_SECONDS)
+        with self._state_lock:
+            delay = self._delays.get(raw_request.path.rstrip("/") or "/")
+        if delay:
+            await asyncio.sleep(delay)
         body = await raw_request.read()
         self._loop = self._loop or asyncio.get_running_loop()
         try:
@@ -1550,12 +1566,32 @@ class _Server(kmock.Server):
         return server
 
 
+# Eyrie's cache of clients, once loaded (by the tests and the benchmarks).
+_EYRIE_CLIENTS = "odoo.addons.eyrie_deployment.tools.kubernetes_executor"
+
+
 def _forget_discovery_cache(url):
-    # The dynamic client caches discovery in a temp file named after the host:
-    # a later cluster on a reused port, or after reset(), must not inherit it.
+    # The library's dynamic client caches discovery in a temp file named
+    # after the host: a later cluster on a reused port, or after reset(),
+    # must not inherit it.
     digest = hashlib.md5(url.encode(), usedforsecurity=False).hexdigest()
     with contextlib.suppress(OSError):
         os.remove(os.path.join(tempfile.gettempdir(), f"osrcp-{digest}.json"))
+    # Eyrie's clients keep it in memory and, after a lookup that found
+    # nothing, ask again at most every few seconds: the next test must not
+    # wait to see the kinds this one serves. Dropped as when a cluster's
+    # configuration changes.
+    executor = sys.modules.get(_EYRIE_CLIENTS)
+    if executor is not None:
+        with executor._clients_lock:
+            clients = executor._clients.items()
+            stale = {
+                cluster
+                for (cluster, _config), client in clients
+                if client.configuration.host == url
+            }
+        for cluster in stale:
+            executor.forget_clients(cluster)
 
 
 PGO_ANNOTATIONS = "postgres-operator.crunchydata.com/"
@@ -1714,6 +1750,8 @@ class EmulatedCluster:
                 status,
                 namespace=meta["namespace"],
             )
+            if not backups_fail:
+                self._play_manual_backup_job(cluster)
         for snapshot in self.list("snapshot.storage.k8s.io/v1", "VolumeSnapshot"):
             outcome = (
                 {"readyToUse": False, "error": {"message": "the disk is full"}}
@@ -1751,6 +1789,49 @@ class EmulatedCluster:
                 namespace=job["metadata"]["namespace"],
             )
 
+    def _play_manual_backup_job(self, cluster):
+        """The pod of PGO's manual backup Job of the cluster's current
+        annotation, whose log holds the label pgBackRest printed (with the
+        manual options' --log-level-console=info) as a real one does."""
+        meta = cluster["metadata"]
+        backup = (meta.get("annotations") or {}).get(
+            PGO_ANNOTATIONS + "pgbackrest-backup"
+        )
+        manual = ((cluster["spec"].get("backups") or {}).get("pgbackrest") or {}).get(
+            "manual"
+        ) or {}
+        if not backup or "--log-level-console=info" not in (
+            manual.get("options") or []
+        ):
+            return
+        namespace, name = meta["namespace"], f"{meta['name']}-backup-{backup}"
+        if self.get("v1", "Pod", name, namespace=namespace):
+            return
+        from kubernetes import client  # only the callers need the client
+
+        client.CoreV1Api(self.api_client()).create_namespaced_pod(
+            namespace,
+            {
+                "metadata": {
+                    "name": name,
+                    "labels": {
+                        PGO_ANNOTATIONS + "cluster": meta["name"],
+                        PGO_ANNOTATIONS + "pgbackrest-backup": "manual",
+                    },
+                },
+                "spec": {"containers": [{"name": "pgbackrest", "image": "pgo"}]},
+            },
+        )
+        label = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%SF")
+        self.set_logs(
+            namespace,
+            name,
+            "pgbackrest",
+            f"{label[:8]} P00   INFO: backup command begin\n"
+            f"P00   INFO: new backup label = {label}\n"
+            "P00   INFO: backup command end: completed successfully\n",
+        )
+
     def fail(
         self,
         method,
@@ -1764,6 +1845,9 @@ class EmulatedCluster:
         self.emulator.fail(
             method, path_contains, status, times, message, reason, headers
         )
+
+    def delay(self, path, seconds):
+        self.emulator.delay(path, seconds)
 
     def request_count(self):
         return self.emulator.request_count()

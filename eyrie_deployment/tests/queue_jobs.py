@@ -1,7 +1,7 @@
 """Eyrie's queue jobs in tests, run as queue_job runs them in production:
 each one loaded from the database and performed by queue_job's own
 ``RunJobController._runjob`` (what its ``/queue_job/runjob`` route does for
-the job runner), on the test's cursor."""
+the job runner), on a test cursor of its own."""
 
 from datetime import timedelta
 
@@ -41,14 +41,19 @@ def run_queue_jobs(env, limit=None, timers=False, also=()):
             break
         if ran >= SAFETY_LIMIT:
             raise AssertionError(f"queue jobs still due after {ran} runs")
-        job = Job.load(env, record.uuid)
-        job.set_started()
-        job.store()
-        # As the controller's commit after taking the job: its other cursor
-        # sees it started.
-        env.flush_all()
-        RunJobController._runjob(env, job)
-        # The job ran on a cursor of its own (Allow Commit): read afresh.
+        # As the controller: a cursor of its own (in tests, a test cursor on
+        # the test's transaction), on which queue_job rolls back what a
+        # postponed job left uncommitted.
+        with env.registry.cursor() as cr:
+            job_env = env(cr=cr)
+            job = Job.load(job_env, record.uuid)
+            job.set_started()
+            job.store()
+            # As the controller's _acquire_job: the job is started for every
+            # other cursor before it runs.
+            cr.commit()  # pylint: disable=invalid-commit
+            RunJobController._runjob(job_env, job)
+        # The job ran on cursors of its own: read afresh.
         env.invalidate_all()
         ran += 1
     return ran

@@ -58,10 +58,16 @@ class TestBackups(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
             annotations["postgres-operator.crunchydata.com/pgbackrest-backup"],
             backup.label,
         )
+        # pgBackRest prints the new set's label at level info, which the
+        # backup records from its Job's log.
         self.assertEqual(
             cluster["spec"]["backups"]["pgbackrest"]["manual"],
-            {"repoName": "repo1", "options": ["--type=full"]},
+            {
+                "repoName": "repo1",
+                "options": ["--type=full", "--log-level-console=info"],
+            },
         )
+        self.assertRegex(backup.backup_set, r"^\d{8}-\d{6}F$")
         snapshot = self.emulator.get(
             SNAPSHOT, "VolumeSnapshot", f"filestore-{backup.label}", namespace="shop"
         )
@@ -183,10 +189,7 @@ class TestBackups(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         self.assertEqual(len(db.backup_ids), 3)
         self.assertEqual(backups[2].state, "done")
         # A scheduled backup is one to restore to, like any other.
-        self.assertEqual(
-            db._restore_point(backups[2].id, None),
-            (backups[2], backups[2].completed_at),
-        )
+        self.assertEqual(db._restore_point(backups[2].id, None), (backups[2], None))
 
     def test_one_unreadable_deployment_does_not_stop_the_recording(self):
         first = self._create("pg-first", "pgo")
@@ -499,15 +502,18 @@ class TestBackups(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         restore = self._job(shop, "restore")
         self.assertEqual(restore.state, "done")
         spec = self._pg("restore-shop")["spec"]["backups"]["pgbackrest"]["restore"]
-        target = json.loads(restore.values)["restore_target"]
+        # The backup as it was, by its own pgBackRest set: not a point in
+        # time, which an idle database never reaches.
+        self.assertTrue(backup.backup_set)
         self.assertEqual(
             spec,
             {
                 "enabled": False,
                 "repoName": "repo1",
-                "options": ["--type=time", f'--target="{target}"'],
+                "options": [f"--set={backup.backup_set}", "--type=immediate"],
             },
         )
+        target = json.loads(restore.values)["restore_target"]
         self.assertTrue(target.startswith(str(backup.completed_at)))
         volume = self.emulator.get(
             "v1", "PersistentVolumeClaim", "odoo-filestore", namespace="restore-shop"
@@ -649,7 +655,7 @@ class TestBackupsXmlRpc(TwoUsersRpcCase):
             "eyrie.backup",
             "search_read",
             [("deployment_id", "=", shop)],
-            ["state", "kind", "holds"],
+            ["state", "kind", "holds", "label"],
         )
         self.assertEqual(
             [(b["state"], b["kind"]) for b in backups], [("done", "manual")]
@@ -661,7 +667,12 @@ class TestBackupsXmlRpc(TwoUsersRpcCase):
         state = self.rpc("eyrie.deployment", "read", [shop], ["state"])[0]["state"]
         self.assertEqual(state, "deploy")
         logs = self.rpc("eyrie.deployment", "read_logs", [shop])
-        self.assertEqual(logs, {"pods": [], "events": []})
+        # The one pod left in its namespace: PGO's backup Job's.
+        self.assertEqual(
+            [pod["name"] for pod in logs["pods"]],
+            [f"db-backup-{backups[0]['label']}"],
+        )
+        self.assertEqual(logs["events"], [])
         for method in ("read_logs", "action_backup", "action_restore"):
             with (
                 self.subTest(method=method),

@@ -104,8 +104,10 @@ class TestClones(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         source = self.emulator.get(
             PGO, "PostgresCluster", "db", namespace="prod-at-backup"
         )["spec"]["dataSource"]["postgresCluster"]
-        stamp = backup.completed_at.strftime("%Y-%m-%d %H:%M:%S")
-        self.assertEqual(source["options"], ["--type=time", f'--target="{stamp}+00"'])
+        # The backup as it was, by its pgBackRest set, not a point in time.
+        self.assertEqual(
+            source["options"], [f"--set={backup.backup_set}", "--type=immediate"]
+        )
 
     def test_clone_from_a_bucket_backs_the_source_up_and_copies_its_filestore(self):
         self.shipped.write(BUCKET)
@@ -195,7 +197,6 @@ class TestClones(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         self.assertEqual((clone.deployment_type, clone.state), ("pgo", "deploy"))
         self.assertEqual((clone.cloned_from_id, clone.clone_backup_id), (db, backup))
         self.assertFalse(clone.clone_neutralize)
-        stamp = backup.completed_at.strftime("%Y-%m-%d %H:%M:%S")
         cluster = self.emulator.get(PGO, "PostgresCluster", "db", namespace="pg-copy")
         self.assertEqual(
             cluster["spec"]["dataSource"],
@@ -204,7 +205,7 @@ class TestClones(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
                     "clusterName": "db",
                     "clusterNamespace": "pg-prod",
                     "repoName": "repo1",
-                    "options": ["--type=time", f'--target="{stamp}+00"'],
+                    "options": [f"--set={backup.backup_set}", "--type=immediate"],
                 }
             },
         )

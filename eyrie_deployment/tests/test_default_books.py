@@ -294,8 +294,15 @@ class TestDefaultBooks(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         odoo_objects = self._objects(odoo)
         self.assertNotIn(("PostgresCluster", "db"), odoo_objects)
         self.assertNotIn(("Secret", "db-pguser-odoo"), odoo_objects)
+        # A role of its own, which the PostgreSQL deployment's cluster holds
+        # beside its own users; the Odoo gets that role's password only.
+        role = odoo.database_role
+        self.assertEqual(role, f"eyrie-odoo-{odoo.id}")
+        users = self._get(PGO, "PostgresCluster", "db", "shared-db")["spec"]["users"]
+        self.assertEqual([user["name"] for user in users], ["odoo", role])
         secret = _decoded(self._get("v1", "Secret", "odoo", "tenant"))
-        self.assertEqual(secret["db-password"], db.credentials["pguser_odoo"])
+        self.assertEqual(secret["db-password"], db.credentials[f"pguser_{role}"])
+        self.assertNotEqual(secret["db-password"], db.credentials["pguser_odoo"])
         container = self._get("apps/v1", "Deployment", "odoo", "tenant")["spec"][
             "template"
         ]["spec"]["containers"][0]
@@ -310,7 +317,7 @@ class TestDefaultBooks(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
             db.action_drop()
 
         with self.assertRaisesMessage(
-            UserError, "Odoo deployment tenant runs on its database"
+            UserError, "Odoo deployment tenant uses its database"
         ):
             db.action_pause()
         self.assertEqual(db.state, "deploy")

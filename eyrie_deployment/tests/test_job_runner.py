@@ -80,12 +80,15 @@ class TestJobRunner(EyrieCase):
         deployment.with_user(self.user).action_deploy()
         initialize, deploy = deployment.job_ids.sorted("id")
         queue_job = queued(self.env, "_run_queued")
-        # The deploy job is chained: queued once the initialize job is done.
+        # The deploy job is chained: its queue job waits for the initialize
+        # job's (queue_job's dependencies).
         self.assertEqual(len(queue_job), 1)
         self.assertEqual(queue_job.records, initialize)
         self.assertEqual(queue_job.channel, f"root.eyrie.cluster_{self.cluster.id}")
         self.assertEqual(initialize.queue_job_uuid, queue_job.uuid)
-        self.assertFalse(deploy.queue_job_uuid)
+        waiting = self.env["queue.job"].search([("uuid", "=", deploy.queue_job_uuid)])
+        self.assertEqual(waiting.state, "wait_dependencies")
+        self.assertEqual(waiting.dependencies["depends_on"], [queue_job.uuid])
         self.assertEqual(run_queue_jobs(self.env), 2)
         self.assertEqual((initialize.state, deploy.state), ("done", "done"))
         self.assertEqual(deployment.state, "deploy")
@@ -141,11 +144,16 @@ class TestJobRunner(EyrieCase):
         initialize = deployment.job_ids.sorted("id")[:1]
         later = fields.Datetime.now() + timedelta(minutes=5)
         initialize.not_before = later
-        # Its queue job run before the time (a manual requeue, say).
+        # Its queue job run before the time (a manual requeue, say): queue_job
+        # postpones it to that time, without counting a retry.
         self.assertEqual(run_queue_jobs(self.env), 1)
         self.assertEqual(initialize.state, "pending")
         self.assertFalse(initialize.started_at)
-        self.assertEqual(queued(self.env, "_run_queued").eta, later)
+        queue_job = queued(self.env, "_run_queued")
+        self.assertEqual(queue_job.uuid, initialize.queue_job_uuid)
+        self.assertGreaterEqual(queue_job.eta, later.replace(microsecond=0))
+        self.assertLess(queue_job.eta, later + timedelta(seconds=2))
+        self.assertEqual(queue_job.retry, 0)
 
     def test_job_whose_queue_job_was_cancelled_in_queue_job_fails(self):
         lost = self._make_deployment("lost")
@@ -202,8 +210,11 @@ class TestJobRunner(EyrieCase):
         running = first.job_ids.sorted("id")[:1]
         running.write({"state": "running"})
         queued_jobs = self.env["eyrie.job"]._enqueue_after_upgrade()
-        # The two initialize jobs; the deploy jobs wait for them.
-        self.assertEqual(queued_jobs.mapped("action"), ["initialize", "initialize"])
+        # Every job in progress; the deploy jobs wait for the initialize ones.
+        self.assertEqual(
+            sorted(queued_jobs.mapped("action")),
+            ["deploy", "deploy", "initialize", "initialize"],
+        )
         self.assertEqual(len(queued(self.env, "_run_queued")), 2)
         run_queue_jobs(self.env)
         self.assertEqual(set((first | chained).mapped("state")), {"deploy"})

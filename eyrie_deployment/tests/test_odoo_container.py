@@ -268,6 +268,7 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
         clone.sudo().write(
             {
                 "cloned_from_id": source.id,
+                "cloned_from_name": source.name,
                 "clone_backup_id": backup.id,
                 "clone_neutralize": True,
             }
@@ -442,7 +443,7 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
             }
         )
         restore_job = shop._start_restore(
-            backup, backup.completed_at, shop._odoo_values()
+            backup, None, shop._odoo_restore_values(backup, None)
         )[0]
         restore_book = self._rendered(shop, "restore", restore_job._job_values())
         secrets = {
@@ -498,24 +499,32 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
 
     def test_shared_database_drop_job_drops_the_database(self):
         db = self._create("real-pg", "pgo")
-        db._ensure_credentials(("pguser_odoo",))
         odoo = self._create(
             "real-shared", database_mode="shared", database_deployment_id=db.id
         )
+        role = odoo.database_role
+        # The deploy of the PostgreSQL deployment that creates the Odoo's role.
+        db._ensure_credentials(("pguser_odoo", f"pguser_{role}"))
         odoo._ensure_credentials(("admin_password", "db_password"))
         job = self._rendered(odoo, "drop")["Job", f"dropdb-{odoo.id}"]
         container = job["spec"]["template"]["spec"]["containers"][0]
-        password = db.sudo().credentials["pguser_odoo"]
-        # The Odoo connects with the PostgreSQL deployment's password.
+        password = db.sudo().credentials[f"pguser_{role}"]
+        owners_password = db.sudo().credentials["pguser_odoo"]
+        # The Odoo connects with its own role's password, never the owner's.
         deploy = self._rendered(odoo, "deploy")
         self.assertEqual(
             self._decoded(deploy["Secret", "odoo"])["db-password"], password
         )
         with PrivatePostgres() as pg:
-            pg.create_role("odoo", password)
-            pg.execute('CREATE DATABASE "real-shared"', user="odoo", password=password)
-            pg.execute('CREATE DATABASE "real-other"', user="odoo", password=password)
-            secrets = {"db-pguser-odoo": {"user": "odoo", "password": password}}
+            # As PGO makes the roles of spec.users: the owner's, the Odoo's.
+            pg.create_role("odoo", owners_password)
+            pg.create_role(role, password)
+            pg.execute(
+                'CREATE DATABASE "real-other"', user="odoo", password=owners_password
+            )
+            # The Odoo's first start creates its database, which its role owns.
+            pg.execute('CREATE DATABASE "real-shared"', user=role, password=password)
+            secrets = {f"db-pguser-{role}": {"user": role, "password": password}}
             env = self._pod_env(container, secrets, pg)
             env["PGHOST"], env["PGPORT"] = pg.host, str(pg.port)
             dropped = subprocess.run(
@@ -529,6 +538,9 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
             self.assertEqual(dropped.returncode, 0, dropped.stderr)
             self.assertNotIn("real-shared", pg.databases())
             self.assertIn("real-other", pg.databases())
+            # Its role cannot drop the owner's database.
+            with self.assertRaisesRegex(Exception, "must be owner of database"):
+                pg.execute('DROP DATABASE "real-other"', user=role, password=password)
 
     def test_the_mirror_fails_as_the_image_does_on_a_leading_dash(self):
         # The fault this guards against: wait-for-psql.py's argparse.

@@ -14,6 +14,7 @@ import json
 import kubernetes_validate
 from kubernetes_validate.utils import latest_version
 
+from odoo import fields
 from odoo.tests import tagged
 
 from ..tools.executor import CLUSTER_SCOPED_KINDS
@@ -93,7 +94,13 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
         self.shipped.mail_catcher = True
         source = self._create("schema-source", "odoo")
         clone = self._create("schema-clone", "odoo", values=json.dumps(OPTIONAL_VALUES))
-        clone.sudo().write({"cloned_from_id": source.id, "clone_neutralize": True})
+        clone.sudo().write(
+            {
+                "cloned_from_id": source.id,
+                "cloned_from_name": source.name,
+                "clone_neutralize": True,
+            }
+        )
         clone._ensure_credentials(("admin_password", "db_password"))
         validated, custom = self._validate_all(clone, clone._odoo_values())
         self.assertEqual(
@@ -133,13 +140,19 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
             (["ConfigMap", "Job", "Secret"], ["VolumeSnapshot"]),
         )
         backup = source._backup_of(job)
-        backup.write({"state": "done", "filestore_snapshot": "filestore-x"})
-        restore = values | {"restore_snapshot": backup.filestore_snapshot}
+        backup.write(
+            {
+                "state": "done",
+                "completed_at": fields.Datetime.now(),
+                "filestore_snapshot": "filestore-x",
+            }
+        )
+        restore = values | source._odoo_restore_values(backup, None)
         self.assertEqual(
             self._validate_all(source, restore, ("restore",)),
             (["PersistentVolumeClaim"], []),
         )
-        from_archive = values | {
+        from_archive = restore | {
             "restore_label": "eyrie-restore-1-1",
             "restore_snapshot": "",
             "restore_archive": "s3://b/x.tar.gz",
@@ -149,7 +162,13 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
             (["ConfigMap", "Job", "Secret"], []),
         )
         clone = self._create("schema-prod-copy", "odoo")
-        clone.sudo().write({"cloned_from_id": source.id, "clone_backup_id": backup.id})
+        clone.sudo().write(
+            {
+                "cloned_from_id": source.id,
+                "cloned_from_name": source.name,
+                "clone_backup_id": backup.id,
+            }
+        )
         clone._ensure_credentials(("admin_password", "db_password"))
         validated, _custom = self._validate_all(
             clone, clone._odoo_values(), ("initialize",)
@@ -161,7 +180,6 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
 
     def test_odoo_shared_database_with_an_address_record(self):
         db = self._create("schema-db", "pgo", values=json.dumps({"users": ["odoo"]}))
-        db._ensure_credentials(("pguser_odoo",))
         odoo = self._create(
             "schema-shared",
             "odoo",
@@ -169,6 +187,7 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
             database_deployment_id=db.id,
             values=json.dumps(OPTIONAL_VALUES | {"dns_target": "203.0.113.7"}),
         )
+        db._ensure_credentials(("pguser_odoo", f"pguser_{odoo.database_role}"))
         odoo._ensure_credentials(("admin_password", "db_password"))
         validated, custom = self._validate_all(odoo, odoo._odoo_values())
         self.assertIn("Job", validated)  # the dropdb Job

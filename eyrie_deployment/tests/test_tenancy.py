@@ -4,6 +4,7 @@ emulated Kubernetes API, can only ever affect their own deployment's objects.
 Each test tries one hole as a user would and asserts what the API server
 holds afterwards, or the refusal the user reads."""
 
+import base64
 import json
 import os
 import tempfile
@@ -635,32 +636,101 @@ class TestCancel(TenancyCase):
 
 @tagged("post_install", "-at_install")
 class TestSharedDatabase(TenancyCase):
-    def test_deploy_refused_until_the_password_exists(self):
-        db_id = self._create("shared-db", "pgo")
+    def test_another_users_database_only_with_its_owners_consent(self):
+        """Another user of the company picks this user's PostgreSQL
+        deployment for their Odoo: refused until the owner allows it, then
+        their Odoo gets a role of its own, never the owner's password, and
+        cannot name the role it connects as."""
+        db_id = self._create("owners-db", "pgo")
         self._act(db_id, "deploy")
-        # A user added to the PostgreSQL deployment, which was not updated since.
+        with self.assertRaisesRegex(Fault, "connects with a role of its own"):
+            self.rpc_as(
+                self.other,
+                "eyrie.deployment",
+                "create",
+                {
+                    "name": "borrower",
+                    "deployment_type": "odoo",
+                    "scope_id": self.scope.id,
+                    "database_mode": "shared",
+                    "database_deployment_id": db_id,
+                    "values": '{"db_user": "odoo"}',
+                },
+            )
+        odoo_id = self.rpc_as(
+            self.other,
+            "eyrie.deployment",
+            "create",
+            {
+                "name": "borrower",
+                "deployment_type": "odoo",
+                "scope_id": self.scope.id,
+                "database_mode": "shared",
+                "database_deployment_id": db_id,
+            },
+        )
+        with self.assertRaisesRegex(
+            Fault, "its owner \\(eyrie_tenant.*\\) has not allowed it"
+        ):
+            self.rpc_as(self.other, "eyrie.deployment", "action_deploy", [odoo_id])
+        # Nor can the borrower allow itself: the list is the owner's.
+        with self.assertRaises(Fault):
+            self.rpc_as(
+                self.other,
+                "eyrie.deployment",
+                "write",
+                [db_id],
+                {"database_consumer_ids": [(4, odoo_id)]},
+            )
         self.rpc(
             "eyrie.deployment",
             "write",
             [db_id],
-            {"values": '{"users": ["odoo", "shop"]}'},
+            {"database_consumer_ids": [(4, odoo_id)]},
         )
-        odoo_id = self._create(
-            "shop",
-            database_mode="shared",
-            database_deployment_id=db_id,
-            values='{"db_user": "shop"}',
-        )
+        # Allowed, but its role is created by the owner's next deploy.
         with self.assertRaisesRegex(
-            Fault,
-            "PostgreSQL user shop, whose password deployment shared-db has not "
-            "created yet: update \\(deploy\\) shared-db first",
+            Fault, "its owner \\(or an Eyrie manager\\) updates \\(deploys\\)"
         ):
-            self.rpc("eyrie.deployment", "action_deploy", [odoo_id])
-        self.assertIsNone(self.emulator.get("v1", "Namespace", "shop"))
+            self.rpc_as(self.other, "eyrie.deployment", "action_deploy", [odoo_id])
+        self.assertIsNone(self.emulator.get("v1", "Namespace", "borrower"))
         self._act(db_id, "deploy")
+        self._act(odoo_id, "deploy", user=self.other)
+        self.assertEqual(self._read(odoo_id, "state")["state"], "deploy")
+        role = f"eyrie-odoo-{odoo_id}"
+        db = self.env["eyrie.deployment"].browse(db_id)
+        secret = self.emulator.get("v1", "Secret", "odoo", namespace="borrower")
+        password = base64.b64decode(secret["data"]["db-password"]).decode()
+        self.assertEqual(password, db.sudo().credentials[f"pguser_{role}"])
+        self.assertNotEqual(password, db.sudo().credentials["pguser_odoo"])
+        users = self.emulator.get(PGO, "PostgresCluster", "db", namespace="owners-db")
+        self.assertEqual(
+            [user["name"] for user in users["spec"]["users"]], ["odoo", role]
+        )
+
+    def test_an_owner_deploying_on_their_own_database_updates_it_first(self):
+        db_id = self._create("own-db", "pgo")
+        self._act(db_id, "deploy")
+        odoo_id = self._create(
+            "own-shop", database_mode="shared", database_deployment_id=db_id
+        )
+        # Allowed at once (the same owner), the role created by an update of
+        # the database chained before the Odoo's jobs.
         self._act(odoo_id, "deploy")
         self.assertEqual(self._read(odoo_id, "state")["state"], "deploy")
+        jobs = self.env["eyrie.job"].search(
+            [("deployment_id", "in", (db_id, odoo_id))], order="id"
+        )
+        self.assertEqual(
+            [(job.deployment_name, job.action) for job in jobs],
+            [
+                ("own-db", "initialize"),
+                ("own-db", "deploy"),
+                ("own-db", "deploy"),
+                ("own-shop", "initialize"),
+                ("own-shop", "deploy"),
+            ],
+        )
 
     def test_shared_database_is_named_after_the_namespace(self):
         db_id = self._create("pg-shared", "pgo")

@@ -212,6 +212,12 @@ class Executor:
         """Refuse, by ``StepError``, a book whose objects this cluster says
         are out of bounds; called once before the book's first step."""
 
+    def check_namespace_owners(self, owners):
+        """Refuse, by ``StepError``, to go on when one of the namespaces
+        ``owners`` maps to a deployment id (the ones the book reads besides
+        its own: a clone's source, a shared database) is not that
+        deployment's on the cluster; called once before the first step."""
+
 
 class DryRunExecutor(Executor):
     """Validates and logs what would be sent; applies nothing."""

@@ -37,6 +37,7 @@ from .executor import (
     TransientStepError,
     format_labels,
 )
+from .kubernetes_discovery import Discoverer, SingleFlight
 
 _logger = logging.getLogger(__name__)
 # The client logs whole response bodies at DEBUG, Secrets' data included:
@@ -67,6 +68,9 @@ class _TimeoutDynamicClient(DynamicClient):
 
 _clients = {}
 _clients_lock = threading.Lock()
+# The jobs that find no client of their cluster wait for the one making it,
+# rather than each discovering the cluster.
+_connecting = SingleFlight()
 
 
 def _client_key(cluster_key, kubeconfig, context):
@@ -76,10 +80,20 @@ def _client_key(cluster_key, kubeconfig, context):
 
 def get_client(cluster_name, cluster_key, kubeconfig, context):
     """The dynamic client of a cluster: one per cluster configuration per
-    process, kept across jobs and steps."""
+    process, kept across jobs and steps, and its discovery with it."""
     key = _client_key(cluster_key, kubeconfig, context)
     with _clients_lock:
         client = _clients.get(key)
+    if client is None:
+        client = _connecting.run(
+            key, lambda: _cached_client(key, cluster_name, kubeconfig, context)
+        )
+    return client
+
+
+def _cached_client(key, cluster_name, kubeconfig, context):
+    with _clients_lock:
+        client = _clients.get(key)  # made by a thread that ended meanwhile
     if client is None:
         client = _make_client(cluster_name, kubeconfig, context)
         with _clients_lock:
@@ -183,7 +197,9 @@ def _make_client(cluster_name, kubeconfig, context):
     configuration.retries = False
     api_client = k8s_client.ApiClient(configuration)
     try:
-        return _TimeoutDynamicClient(api_client)
+        # Eyrie's discoverer: in memory and thread-safe (the library's keeps
+        # discovery in a shared temporary file, and breaks under threads).
+        return _TimeoutDynamicClient(api_client, discoverer=Discoverer)
     except urllib3.exceptions.HTTPError as error:
         raise _unreachable(f"cluster {cluster_name}", error) from error
     except DynamicApiError as error:
@@ -312,6 +328,8 @@ class KubernetesExecutor(Executor):
         try:
             if kind in ("apply", "patch", "delete"):
                 self._prefetch_live(kind, objects)
+            if kind == "apply":
+                self._check_hosts_free(objects)
             return super().run_step(kind, objects)
         except urllib3.exceptions.HTTPError as error:
             raise _unreachable(f"cluster {self.cluster_name}", error) from error
@@ -351,6 +369,44 @@ class KubernetesExecutor(Executor):
                 name = obj["metadata"]["name"]
                 self._live[_live_key(obj, namespace, name)] = live.get(name)
                 self._check_owned(live.get(name), verb, self._describe(obj, namespace))
+
+    def _check_hosts_free(self, objects):
+        """Refuse the whole step when a host one of its Ingresses serves is
+        already served on the cluster by an Ingress Eyrie did not create for
+        this deployment: browsers would send that site's cookies here. Reads
+        only the hosts and labels of the cluster's Ingresses, never says
+        whose they are."""
+        hosts = {
+            rule.get("host")
+            for obj in objects
+            if obj.get("kind") == "Ingress"
+            and str(obj.get("apiVersion", "")).startswith("networking.k8s.io/")
+            for rule in ((obj.get("spec") or {}).get("rules") or [])
+            if rule.get("host")
+        }
+        if not hosts:
+            return
+        ingress = next(obj for obj in objects if obj.get("kind") == "Ingress")
+        found = self._call(
+            ingress,
+            "list the cluster's Ingresses to check that its host is free",
+            self._resource(ingress).get,
+        )
+        mine = self.labels.get(DEPLOYMENT_LABEL)
+        for item in _plain(found).get("items") or []:
+            labels = (item.get("metadata") or {}).get("labels") or {}
+            if mine is not None and labels.get(DEPLOYMENT_LABEL) == mine:
+                continue
+            taken = hosts & {
+                rule.get("host")
+                for rule in ((item.get("spec") or {}).get("rules") or [])
+            }
+            if taken:
+                raise StepError(
+                    f"host {min(taken)} is already served on cluster "
+                    f"{self.cluster_name} by an Ingress Eyrie did not create for "
+                    "this deployment: set another 'hostname' in its values"
+                )
 
     # -- helpers -------------------------------------------------------
 
@@ -402,8 +458,32 @@ class KubernetesExecutor(Executor):
                 resource = self._resource(obj)
             except KindNotInstalled:
                 continue
+            except urllib3.exceptions.HTTPError as error:
+                # Discovery's requests: the cluster is down, a retry may do.
+                raise _unreachable(f"cluster {self.cluster_name}", error) from error
             if not resource.namespaced:
                 self._check_cluster_scoped(obj)
+
+    def check_namespace_owners(self, owners):
+        for namespace, owner in sorted(owners.items()):
+            obj = {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": namespace},
+            }
+            try:
+                live = self._read_live(self._resource(obj), namespace, None, obj)
+            except urllib3.exceptions.HTTPError as error:
+                raise _unreachable(f"cluster {self.cluster_name}", error) from error
+            labels = ((live or {}).get("metadata") or {}).get("labels") or {}
+            if labels.get(DEPLOYMENT_LABEL) != str(owner):
+                raise StepError(
+                    f"namespace {namespace} on cluster {self.cluster_name} is not "
+                    f"the one Eyrie created for deployment {owner} (its "
+                    f"{DEPLOYMENT_LABEL} label is "
+                    f"{labels.get(DEPLOYMENT_LABEL) or 'missing'}): nothing of it "
+                    "is read"
+                )
 
     def _check_owned(self, live, verb, described):
         """Refuse to change or delete a live object Eyrie did not create for

@@ -30,6 +30,8 @@ DNS_TTL_RANGE = (30, 86400)
 DB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Databases of the PostgreSQL server itself: never an Odoo's, never dropped.
 RESERVED_DB_NAMES = frozenset({"postgres", "template0", "template1"})
+# The roles Eyrie makes for the Odoo deployments on a shared database.
+RESERVED_ROLE_PREFIX = "eyrie-"
 # C0 and C1 control characters, DEL and the Unicode line separators.
 CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -137,6 +139,12 @@ def _check_users(value, key):
         raise ValuesError(f"'{key}' is {value!r}: use a list of user names")
     for user in value:
         _check_user_name(user, key)
+        if user.startswith(RESERVED_ROLE_PREFIX):
+            raise ValuesError(
+                f"'{key}' holds {user!r}: names starting with "
+                f"'{RESERVED_ROLE_PREFIX}' are the roles Eyrie makes for the Odoo "
+                "deployments allowed on this database; choose another name"
+            )
 
 
 def _check_dns_ttl(value, key):

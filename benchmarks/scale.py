@@ -275,7 +275,7 @@ def insert_copies(env, templates, count):
     """Insert ``count`` copies of the templates in one statement.
 
     Every column is the template's, whatever the model holds today, except
-    the name and namespace, and the history timestamps, all moved back by
+    the name, namespace and hostname, and the history timestamps, all moved back by
     the same 1 minute to 1 day: the stored computes (next_pause_at = deployed_at
     + the scope's timer...) do not change under a shift in time, so the rows
     are what the ORM would have stored, with all timers in the future."""
@@ -291,6 +291,12 @@ def insert_copies(env, templates, count):
     def value(column):
         if column in ("name", "namespace"):
             return SQL("g.name")
+        if column == "hostname":
+            # <namespace>.<domain>: unique per cluster, as the ORM stores it.
+            return SQL(
+                "CASE WHEN t.hostname IS NULL THEN NULL "
+                "ELSE g.name || substr(t.hostname, strpos(t.hostname, '.')) END"
+            )
         if column in shifted:
             return SQL("t.%s - g.shift", SQL.identifier(column))
         return SQL("t.%s", SQL.identifier(column))

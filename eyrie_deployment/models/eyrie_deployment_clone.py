@@ -243,11 +243,12 @@ class EyrieDeployment(models.Model):
             created.append(clone)
         return clone
 
-    def _clone_source(self):
+    def _clone_source(self, check=True):
         """The source a clone that never ran copies its data from, checked
         (it still exists, on this deployment's cluster); an empty recordset
         for a deployment that is no clone or already has its data. Raises
-        ``UserError`` naming the fix otherwise."""
+        ``UserError`` naming the fix otherwise, or, without ``check`` (what
+        a pause or a drop renders), returns an empty recordset."""
         self.ensure_one()
         if not self.cloned_from_name or self.repository_state not in (
             "draft",
@@ -257,24 +258,26 @@ class EyrieDeployment(models.Model):
         # The source may be another user's: the lineage, not the caller's
         # rights, says this clone reads it.
         source = self.sudo().cloned_from_id
+        if not check:
+            return source if source.cluster_id == self.cluster_id else self.browse()
         if not source:
             raise UserError(
                 self.env._(
-                    "Clone %(name)s cannot start: its source %(source)s was dropped "
+                    "Clone %(name)s cannot start: its source %(origin)s was dropped "
                     "before the clone copied its data. Drop this clone and clone "
                     "from a backup of another deployment.",
                     name=self.name,
-                    source=self.cloned_from_name,
+                    origin=self.cloned_from_name,
                 )
             )
         if source.cluster_id != self.cluster_id:
             raise UserError(
                 self.env._(
-                    "Clone %(name)s copies its data from %(source)s on cluster "
+                    "Clone %(name)s copies its data from %(origin)s on cluster "
                     "%(home)s, but its scope %(scope)s is on cluster %(cluster)s. "
                     "Choose a scope on %(home)s for it.",
                     name=self.name,
-                    source=source.name,
+                    origin=source.name,
                     home=source.cluster_id.name,
                     scope=self.scope_id.name,
                     cluster=self.cluster_id.name,
@@ -282,9 +285,11 @@ class EyrieDeployment(models.Model):
             )
         return source
 
-    def _namespaces_read(self):
-        namespaces = super()._namespaces_read()
-        source = self._clone_source()
+    def _namespaces_read(self, action):
+        namespaces = super()._namespaces_read(action)
+        # Only the jobs that copy the data read the source: a drop or a
+        # pause of a clone stopped before it copied anything must run.
+        source = self._clone_source() if action in ("initialize", "deploy") else None
         if source:
             namespaces[source.namespace] = source.id
         return namespaces

@@ -27,6 +27,8 @@ LIFECYCLE_FIELDS = frozenset(
         "clone_backup_id",
         "clone_target_time",
         "clone_neutralize",
+        # The role an Odoo connects as on a shared database: never chosen.
+        "database_role_kept",
     }
 )
 BOOK_FIELDS = frozenset(f"deployment_{action}_book_id" for action in BOOK_ACTIONS)

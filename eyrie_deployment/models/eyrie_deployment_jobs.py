@@ -242,12 +242,12 @@ class EyrieDeployment(models.Model):
             "secrets": self._template_secrets(),
         }
 
-    def _namespaces_read(self):
+    def _namespaces_read(self, action):
         """{namespace: deployment id}: the namespaces besides its own that
-        this deployment's books read from or run in (a clone's source, a
-        shared database), each of which must carry that deployment's
-        ownership label on the cluster before a job's first step. A type
-        adds its own with ``_<type>_namespaces_read()``."""
+        this deployment's books for ``action`` read from or run in (a
+        clone's source, a shared database), each of which must carry that
+        deployment's ownership label on the cluster before the job's first
+        step. A type adds its own with ``_<type>_namespaces_read()``."""
         self.ensure_one()
         hook = getattr(self, f"_{self.deployment_type}_namespaces_read", None)
         return dict(hook() if hook else {})

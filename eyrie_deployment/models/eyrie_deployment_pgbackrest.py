@@ -133,7 +133,9 @@ class EyrieDeployment(models.Model):
         """Where a clone that was never deployed copies its data from (the
         source's repository, by PGO's dataSource), or ``{"clone": False}``."""
         self.ensure_one()
-        source = self._clone_source()
+        # Checked by the deploy (and its job) itself; a pause or a drop of
+        # a clone that never started renders it too.
+        source = self._clone_source(check=False)
         if not source:
             return {"clone": False}
         # The source's backup may be another user's: the lineage lets it be read.

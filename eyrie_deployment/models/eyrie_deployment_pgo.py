@@ -44,7 +44,10 @@ class EyrieDeploymentPgo(models.Model):
     def _pgo_values(self):
         values = self._effective_values()
         # The roles of the Odoo deployments it allows, beside its own users.
-        values["users"] = list(values["users"]) + self._pgo_consumer_roles()
+        # (A role kept from before 18.0.6.0.0 may be one of its own users.)
+        values["users"] = list(
+            dict.fromkeys(list(values["users"]) + self._pgo_consumer_roles())
+        )
         return self._pgbackrest_values(values) | self._pgbackrest_clone_values()
 
     # ------------------------------------------------------------------

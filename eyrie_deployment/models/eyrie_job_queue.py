@@ -67,15 +67,16 @@ class EyrieJobQueue(models.Model):
                 job.runner_missing = False
                 continue
             due = max(job.not_before or job.create_date, record.eta or job.create_date)
-            minutes = int((fields.Datetime.now() - due).total_seconds() // 60)
+            minutes = round((fields.Datetime.now() - due).total_seconds() / 60)
             job.runner_missing = (
                 job.env._(
                     "No job runner has started this job, due %(minutes)s minutes "
                     "ago. Jobs run on OCA queue_job's job runner: start Odoo with "
                     "queue_job among its server-wide modules "
                     "(--load=base,web,queue_job), with workers or in threaded "
-                    "mode, and a [queue_job] capacity of at least 1 (for example "
-                    "channels = root:4). Queue Jobs shows this job as %(state)s.",
+                    "mode, and a job runner capacity of at least 1 (docs: "
+                    "Configuration, running Eyrie in production). Queue Jobs "
+                    "shows this job as %(state)s.",
                     minutes=minutes,
                     state=record.state,
                 )

@@ -216,7 +216,7 @@ class EyrieJobRunner(models.Model):
             )
         rendered = self._render_book(deployment, context, steps, log)
         try:
-            namespaces = deployment._namespaces_read()
+            namespaces = deployment._namespaces_read(self.action)
         except UserError as error:
             raise JobFailure(error.args[0]) from error
         objects = [obj for _label, _step, documents in rendered for obj in documents]
@@ -227,11 +227,11 @@ class EyrieJobRunner(models.Model):
                 deployment.namespace, deployment._cluster_labels()
             )
             executor.check_objects(objects)
-            executor.check_namespace_owners(namespaces)
         except (ClusterConnectionError, TransientStepError) as error:
             self._retry_or_fail(connection, error, log)
         except StepError as error:
             raise JobFailure(f"{connection} failed: {error}") from error
+        self._check_namespace_owners(executor, namespaces, log)
         for position, (label, step, documents) in enumerate(rendered, start=1):
             if position <= self.step_index:
                 continue
@@ -248,6 +248,18 @@ class EyrieJobRunner(models.Model):
             log.extend(f"  {line}" for line in lines)
             self.write({"step_index": position, "attempt": 0, "wait_deadline": False})
             self._heartbeat(log)
+
+    def _check_namespace_owners(self, executor, namespaces, log):
+        """The namespaces the book reads besides its own are the ones Eyrie
+        created for the deployments it reads: else nothing runs."""
+        label = self.env._("Ownership of the namespaces read")
+        try:
+            executor.check_namespace_owners(namespaces)
+        except (ClusterConnectionError, TransientStepError) as error:
+            self._retry_or_fail(label, error, log)
+        except StepError as error:
+            log.append(self.env._("Refused: %s", error))
+            raise JobFailure(f"{label}: {error}") from error
 
     def _render_book(self, deployment, context, steps, log):
         """(label, step, objects) for every step of the book, checked against

@@ -183,7 +183,7 @@ class TestLifecycle(EyrieCase):
         self.assertEqual(
             (deployment.repository_state, deployment.state), ("pause", "error")
         )
-        self.assertTrue(deployment.error_message)
+        self.assertIn("'no_such_variable' is undefined", deployment.error_message)
 
     def test_failed_pause_and_update_stay_deploy(self):
         deployment = self._deployed()

@@ -208,6 +208,16 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
             env = self._pod_env(init, secrets, pg) | {"ODOO_RC": config}
             self._run_container_script(init, env)
             self.assertIn(values["db_name"], pg.databases())
+            # Another role of the server (another Odoo on a shared database)
+            # cannot even connect to it.
+            pg.create_role("neighbour", "neighbour-password")
+            with self.assertRaisesRegex(Exception, "permission denied for database"):
+                pg.execute(
+                    "SELECT 1",
+                    user="neighbour",
+                    password="neighbour-password",
+                    dbname=values["db_name"],
+                )
 
             env = self._pod_env(main, secrets, pg) | {"ODOO_RC": config}
             log = open(os.path.join(self.root, "odoo.log"), "w")  # noqa: SIM115

@@ -643,8 +643,9 @@ class TestSharedDatabase(TenancyCase):
         cannot name the role it connects as."""
         db_id = self._create("owners-db", "pgo")
         self._act(db_id, "deploy")
-        with self.assertRaisesRegex(Fault, "connects with a role of its own"):
-            self.rpc_as(
+
+        def borrower(**vals):
+            return self.rpc_as(
                 self.other,
                 "eyrie.deployment",
                 "create",
@@ -654,21 +655,13 @@ class TestSharedDatabase(TenancyCase):
                     "scope_id": self.scope.id,
                     "database_mode": "shared",
                     "database_deployment_id": db_id,
-                    "values": '{"db_user": "odoo"}',
-                },
+                }
+                | vals,
             )
-        odoo_id = self.rpc_as(
-            self.other,
-            "eyrie.deployment",
-            "create",
-            {
-                "name": "borrower",
-                "deployment_type": "odoo",
-                "scope_id": self.scope.id,
-                "database_mode": "shared",
-                "database_deployment_id": db_id,
-            },
-        )
+
+        with self.assertRaisesRegex(Fault, "connects with a role of its own"):
+            borrower(values='{"db_user": "odoo"}')
+        odoo_id = borrower()
         with self.assertRaisesRegex(
             Fault, "its owner \\(eyrie_tenant.*\\) has not allowed it"
         ):

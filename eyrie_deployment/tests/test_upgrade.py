@@ -2,11 +2,15 @@
 shipped steps nobody edited get the templates that render values as data;
 an edited one keeps its text."""
 
+import importlib.util
+
 from odoo.tests import tagged
 from odoo.tools import file_open, mute_logger
+from odoo.tools.misc import file_path
 
 from ..tools.shipped_books import (
     SHIPPED_IN_18_0_4,
+    SHIPPED_IN_18_0_5,
     refresh_unmodified_steps,
     shipped_templates,
 )
@@ -19,6 +23,9 @@ DNS_STEP_18_0_1 = (
     "      recordType: {{ values.dns_record_type }}\n"
     "      recordTTL: {{ values.dns_ttl }}\n      targets: [{{ values.dns_target }}]\n"
 )
+
+# The restore's database step exactly as 18.0.5.0.0 shipped it.
+RESTORE_18_0_5 = "eyrie_deployment/tests/data/odoo_restore_database_18.0.5.0.0.txt"
 
 # The clone's preparation step exactly as 18.0.4.0.0 shipped it.
 CLONE_JOB_18_0_4 = (
@@ -66,3 +73,40 @@ class TestUpgrade(EyrieCase):
         self.assertEqual(kept, ["eyrie_book_odoo_initialize_clone_job_done"])
         self.assertIn("tar -xzf /archive/filestore.tar.gz", job.template)
         self.assertEqual(done.template, edited)
+
+    def test_restore_steps_restore_the_backups_set(self):
+        """18.0.6.0.0: the restore step as 18.0.5.0.0 shipped it (a point in
+        time) gets the template that restores the backup's own set."""
+        step = self.env.ref("eyrie_deployment.eyrie_book_odoo_restore_database")
+        with file_open(RESTORE_18_0_5) as handle:
+            step.template = handle.read()
+        with mute_logger("odoo.addons.eyrie_deployment.tools.shipped_books"):
+            refreshed, kept = refresh_unmodified_steps(
+                self.env, SHIPPED_IN_18_0_5, change="the test's"
+            )
+        self.assertIn("eyrie_book_odoo_restore_database", refreshed)
+        self.assertEqual(kept, [])
+        self.assertIn("options: {{ values.restore_options | to_json }}", step.template)
+
+    def test_odoo_on_a_shared_database_keeps_its_role_and_is_allowed(self):
+        """18.0.6.0.0: an Odoo deployed on a shared PostgreSQL deployment
+        before roles of their own keeps the role it used, and its database
+        allows it; a draft gets a role of its own."""
+        db = self._make_deployment("old-db", "pgo")
+        live = self._make_deployment("old-live")
+        live.write({"database_mode": "shared", "database_deployment_id": db.id})
+        draft = self._make_deployment("old-draft")
+        draft.write({"database_mode": "shared", "database_deployment_id": db.id})
+        db.database_consumer_ids = [(5, 0, 0)]
+        live.sudo().write({"repository_state": "deploy", "state": "deploy"})
+        spec = importlib.util.spec_from_file_location(
+            "eyrie_migration_18_0_6",
+            file_path("eyrie_deployment/migrations/18.0.6.0.0/post-migration.py"),
+        )
+        migration = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(migration)
+        with mute_logger("odoo.addons.eyrie_deployment.tools.shipped_books"):
+            migration.migrate(self.env.cr, "18.0.5.0.0")
+        self.assertEqual(db.database_consumer_ids, live | draft)
+        self.assertEqual(live.database_role, "odoo")
+        self.assertEqual(draft.database_role, f"eyrie-odoo-{draft.id}")

@@ -73,14 +73,20 @@ def forms_of(secret):
     return {form for form in forms if len(form) >= MIN_LENGTH}
 
 
+# A run of base64 (standard or URL-safe) long enough to hide a secret.
+BASE64_RUN_RE = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")
+
+
 class Scrubber:
-    """Replaces every form of the given secrets by ``***``."""
+    """Replaces every form of the given secrets by ``***``, and any base64
+    run whose decoded text holds one (a composite value encoded whole)."""
 
     def __init__(self, secrets=()):
         forms = set()
-        for secret in secrets:
-            if secret:
-                forms |= forms_of(secret)
+        texts = {str(secret) for secret in secrets if secret}
+        self._raw = sorted(text for text in texts if len(text) >= MIN_LENGTH)
+        for secret in self._raw:
+            forms |= forms_of(secret)
         # Longest first: a form inside another is masked with it.
         ordered = sorted(forms, key=len, reverse=True)
         self._pattern = (
@@ -95,7 +101,25 @@ class Scrubber:
     def __call__(self, text):
         if not text or self._pattern is None:
             return text
-        return self._pattern.sub(MASK, text)
+        return BASE64_RUN_RE.sub(self._mask_encoded, self._pattern.sub(MASK, text))
+
+    def _mask_encoded(self, match):
+        token = match.group()
+        decoded = _decoded(token)
+        if decoded and any(secret in decoded for secret in self._raw):
+            return MASK
+        return token
+
+
+def _decoded(token):
+    """The text a base64 run stands for, or None."""
+    padded = token + "=" * (-len(token) % 4)
+    for decode in (base64.b64decode, base64.urlsafe_b64decode):
+        try:
+            return decode(padded).decode("utf-8", errors="ignore")
+        except ValueError:
+            continue
+    return None
 
 
 def plain_strings(value):

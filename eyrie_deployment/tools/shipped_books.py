@@ -12,7 +12,11 @@ from odoo.tools.misc import file_path
 
 _logger = logging.getLogger(__name__)
 
-DATA_FILES = ("data/eyrie_book_pgo_data.xml", "data/eyrie_book_odoo_data.xml")
+DATA_FILES = (
+    "data/eyrie_book_pgo_data.xml",
+    "data/eyrie_book_odoo_data.xml",
+    "data/eyrie_book_backup_data.xml",
+)
 # Each step's template as 18.0.1.0.0 shipped it (values rendered bare,
 # before "values are data"): xml id without "eyrie_book_", and the first 32
 # hex digits of its SHA-256.
@@ -58,6 +62,19 @@ SHIPPED_IN_18_0_4 = {
     "odoo_initialize_clone_job_done": "a2a7020110fa4a7470674d3e934e4060",
     "pgo_deploy_cluster": "0a8ca937bc6f5377e2b82b34b444b2e8",
     "pgo_deploy_ready": "7e3e6eebd61eca53c5d0a2a709f5230c",
+}
+
+# The steps 18.0.6.0.0 changes, as 18.0.5.0.0 shipped them: a backup prints
+# its pgBackRest set, a restore or a clone of a backup restores that set, and
+# an Odoo's database is closed to the server's other roles.
+SHIPPED_IN_18_0_5 = {
+    "pgo_deploy_cluster": "0a345a8c4240e4c6dffd8215d5bf32ee",
+    "odoo_initialize_database": "34704ae372fb6a83e09c348ed73b4130",
+    "odoo_deploy_scripts": "b2b77bf2681b671e4b9d6b9dd1df20b0",
+    "odoo_backup_database": "5eacfc769cd27d6955cc91c29190cff2",
+    "odoo_restore_database": "9064371325496e14634e6f83c6282864",
+    "pgo_backup_request": "5eacfc769cd27d6955cc91c29190cff2",
+    "pgo_restore_request": "9064371325496e14634e6f83c6282864",
 }
 
 XML_ID_PREFIX = "eyrie_book_"

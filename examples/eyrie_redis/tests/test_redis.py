@@ -3,7 +3,7 @@ import base64
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 
-from odoo.addons.eyrie_deployment.tests.kube_common import KubernetesCase
+from odoo.addons.eyrie_deployment.tests.kube_common import BUCKET, KubernetesCase
 
 
 @tagged("post_install", "-at_install")
@@ -105,3 +105,33 @@ class TestRedisType(KubernetesCase):
         self.assertTrue(cache.exists() and draft.exists())
         ondelete["redis"](draft)
         self.assertFalse(draft.exists())
+
+    def test_a_type_without_backups_is_never_asked_for_one(self):
+        """In a scope that backs up to a bucket before every update and drop,
+        a Redis (a type with no backup capability) updates and drops like
+        anywhere else: no backup job, no backup book needed, no bucket keys
+        in its books' secrets."""
+        self.redis_scope.write(BUCKET | {"backup_before_update": True})
+        self.assertTrue(self.redis_scope.backup_before_drop)
+        cache = self._redis("bucket-cache")
+        self._run(cache, "deploy")
+        self._run(cache, "deploy")
+        self.assertEqual((cache.repository_state, cache.state), ("deploy", "deploy"))
+        secret = self.emulator.get("v1", "Secret", "redis", namespace="bucket-cache")
+        self.assertEqual(set(secret["data"]), {"password"})
+        self._run(cache, "drop")
+        self.assertFalse(cache.exists())
+        jobs = self.env["eyrie.job"].search([("deployment_name", "=", "bucket-cache")])
+        self.assertEqual(
+            sorted(jobs.mapped("action")), ["deploy", "deploy", "drop", "initialize"]
+        )
+        self.assertFalse(
+            self.env["eyrie.backup"].search([("deployment_name", "=", "bucket-cache")])
+        )
+        # Nothing offers it a backup, and its books never get the bucket's keys.
+        other = self._redis("other-cache")
+        self._run(other, "deploy")
+        self.assertFalse(other.backup_supported)
+        self.assertNotIn("s3_key_id", other._template_secrets())
+        with self.assertRaisesMessage(UserError, "type redis have no backups"):
+            other.action_backup()

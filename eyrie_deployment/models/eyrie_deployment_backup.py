@@ -106,7 +106,7 @@ class EyrieDeployment(models.Model):
 
     def _check_action_allowed(self, verb):
         result = super()._check_action_allowed(verb)
-        if verb in ("backup", "restore") and not self.backup_supported:
+        if verb in ("backup", "restore") and not self._type_has("action_backup"):
             raise UserError(
                 self.env._(
                     "Deployment %(name)s cannot %(verb)s: deployments of type "
@@ -283,7 +283,7 @@ class EyrieDeployment(models.Model):
         if self.repository_state not in ("deploy", "pause"):
             return None
         hook = self._type_hook("backup_values")
-        if not self.backup_supported or not hook:
+        if not self._type_has("action_backup") or not hook:
             return None
         values = hook()
         if values is None:

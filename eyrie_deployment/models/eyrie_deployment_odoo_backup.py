@@ -13,6 +13,25 @@ class EyrieDeploymentOdooBackup(models.Model):
 
     _inherit = "eyrie.deployment"
 
+    @api.depends("deployment_type", "database_mode")
+    def _compute_backup_supported(self):
+        # An Odoo on a shared database has no backups, nor clones, of its
+        # own: the buttons are not offered.
+        super()._compute_backup_supported()
+        self._odoo_hide_on_shared_database("backup_supported")
+
+    @api.depends("deployment_type", "database_mode")
+    def _compute_clone_supported(self):
+        super()._compute_clone_supported()
+        self._odoo_hide_on_shared_database("clone_supported")
+
+    def _odoo_hide_on_shared_database(self, field_name):
+        for deployment in self:
+            if deployment.deployment_type == "odoo" and (
+                deployment.database_mode == "shared"
+            ):
+                deployment[field_name] = False
+
     # ------------------------------------------------------------------
     # Actions
     # ------------------------------------------------------------------

@@ -114,6 +114,11 @@ class TestBackups(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         with self.assertRaisesMessage(UserError, "whose backups hold it"):
             shared.action_backup()
         self.assertFalse(shared.backup_ids)
+        # Nor are its Back Up and Duplicate with Data buttons offered.
+        self.assertEqual(
+            (shared.backup_supported, shared.clone_supported), (False, False)
+        )
+        self.assertEqual((_db.backup_supported, _db.clone_supported), (True, True))
 
     def test_pgo_backup_and_schedules_in_the_spec(self):
         db = self._create("pg-main", "pgo")

@@ -17,13 +17,15 @@ class EyrieDeploymentOdooBackup(models.Model):
     def _compute_backup_supported(self):
         # An Odoo on a shared database has no backups, nor clones, of its
         # own: the buttons are not offered.
-        super()._compute_backup_supported()
+        result = super()._compute_backup_supported()
         self._odoo_hide_on_shared_database("backup_supported")
+        return result
 
     @api.depends("deployment_type", "database_mode")
     def _compute_clone_supported(self):
-        super()._compute_clone_supported()
+        result = super()._compute_clone_supported()
         self._odoo_hide_on_shared_database("clone_supported")
+        return result
 
     def _odoo_hide_on_shared_database(self, field_name):
         for deployment in self:

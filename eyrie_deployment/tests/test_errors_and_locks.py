@@ -24,6 +24,7 @@ from odoo.tools import SQL, mute_logger
 from odoo.addons.queue_job.controllers.main import RunJobController
 from odoo.addons.queue_job.job import Job
 
+from .committed_data import queue_jobs_now, remove_committed
 from .common import EyrieCase
 from .queue_jobs import run_queue_jobs
 
@@ -110,8 +111,7 @@ class CommittedCase(BaseCase):
         self.deployment_ids = []
         self.addCleanup(self._cleanup)
         with self.registry.cursor() as cr:
-            cr.execute("SELECT COALESCE(max(id), 0) FROM queue_job")
-            self.queue_jobs_before = cr.fetchone()[0]
+            self.queue_jobs_before = queue_jobs_now(cr)
             env = api.Environment(cr, SUPERUSER_ID, {})
             cluster = env["eyrie.cluster"].create(
                 {"name": f"Committed {type(self).__name__}", "dry_run": True}
@@ -136,33 +136,13 @@ class CommittedCase(BaseCase):
 
     def _cleanup(self):
         with self.registry.cursor() as cr:
-            ids = tuple(self.deployment_ids) or (0,)
-            cr.execute("DELETE FROM eyrie_job WHERE deployment_id IN %s", [ids])
-            cr.execute(
-                "DELETE FROM mail_message "
-                "WHERE model = 'eyrie.deployment' AND res_id IN %s",
-                [ids],
-            )
-            cr.execute(
-                "DELETE FROM mail_followers "
-                "WHERE res_model = 'eyrie.deployment' AND res_id IN %s",
-                [ids],
-            )
-            cr.execute(
-                "UPDATE eyrie_deployment SET database_deployment_id = NULL "
-                "WHERE id IN %s",
-                [ids],
-            )
-            cr.execute("DELETE FROM eyrie_deployment WHERE id IN %s", [ids])
-            cr.execute("DELETE FROM eyrie_scope WHERE id = %s", [self.scope_id])
-            cr.execute(
-                "DELETE FROM eyrie_deployment_book WHERE id = %s", [self.book_id]
-            )
-            cr.execute("DELETE FROM eyrie_cluster WHERE id = %s", [self.cluster_id])
-            cr.execute("DELETE FROM queue_job WHERE id > %s", [self.queue_jobs_before])
-            cr.execute(
-                "DELETE FROM queue_job_channel WHERE name = %s",
-                [f"cluster_{self.cluster_id}"],
+            remove_committed(
+                cr,
+                self.deployment_ids,
+                [self.scope_id],
+                [self.book_id],
+                [self.cluster_id],
+                self.queue_jobs_before,
             )
 
     def _env(self, cr):

@@ -26,6 +26,7 @@ from odoo.tools import config
 from ..tools import kubernetes_discovery
 from ..tools.confinement import DEFAULT_ALLOWED_KINDS
 from ..tools.kubernetes_executor import forget_clients, get_client
+from .committed_data import queue_jobs_now, remove_committed
 from .kube_emulator import EmulatedCluster
 from .parallel_jobs import run_in_threads
 
@@ -256,8 +257,7 @@ class TestParallelJobsOneCluster(PrivateTempDirMixin, BaseCase):
         self.registry = Registry(get_db_name())
         self.addCleanup(self._cleanup)
         with self.registry.cursor() as cr:
-            cr.execute("SELECT COALESCE(max(id), 0) FROM queue_job")
-            self.queue_jobs_before = cr.fetchone()[0]
+            self.queue_jobs_before = queue_jobs_now(cr)
             self._create(api.Environment(cr, SUPERUSER_ID, {}))
 
     def _create(self, env):
@@ -313,28 +313,13 @@ class TestParallelJobsOneCluster(PrivateTempDirMixin, BaseCase):
 
     def _cleanup(self):
         with self.registry.cursor() as cr:
-            ids = tuple(self.deployment_ids)
-            cr.execute("DELETE FROM eyrie_job WHERE deployment_id IN %s", [ids])
-            for model, res_ids in (
-                ("eyrie.deployment", ids),
-                ("eyrie.scope", (self.scope_id,)),
-                ("eyrie.cluster", (self.cluster_id,)),
-            ):
-                cr.execute(
-                    "DELETE FROM mail_message WHERE model = %s AND res_id IN %s",
-                    [model, res_ids],
-                )
-            cr.execute("DELETE FROM eyrie_deployment WHERE id IN %s", [ids])
-            cr.execute("DELETE FROM eyrie_scope WHERE id = %s", [self.scope_id])
-            cr.execute(
-                "DELETE FROM eyrie_deployment_book WHERE id IN %s",
-                [tuple(self.book_ids)],
-            )
-            cr.execute("DELETE FROM eyrie_cluster WHERE id = %s", [self.cluster_id])
-            cr.execute("DELETE FROM queue_job WHERE id > %s", [self.queue_jobs_before])
-            cr.execute(
-                "DELETE FROM queue_job_channel WHERE name = %s",
-                [f"cluster_{self.cluster_id}"],
+            remove_committed(
+                cr,
+                self.deployment_ids,
+                [self.scope_id],
+                self.book_ids,
+                [self.cluster_id],
+                self.queue_jobs_before,
             )
         forget_clients(self.client_key)
 

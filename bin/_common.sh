@@ -110,7 +110,7 @@ ensure_chromium() {
 }
 
 ensure_python_deps() {
-    if ! "$PYTHON" -c 'import jinja2, yaml, kubernetes, kmock, kubernetes_validate, pytest_asyncio, pytest_odoo, freezegun' 2>/dev/null; then
+    if ! "$PYTHON" -c 'import jinja2, yaml, kubernetes, boto3, kmock, kubernetes_validate, pytest_asyncio, pytest_odoo, freezegun' 2>/dev/null; then
         say "installing Eyrie's Python requirements"
         "$PYTHON" -m pip install -q -r "$EYRIE_ROOT/requirements.txt" \
             || die "could not install requirements.txt"

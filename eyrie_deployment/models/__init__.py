@@ -13,6 +13,8 @@ from . import eyrie_deployment_lifecycle
 from . import eyrie_deployment_timers
 from . import eyrie_deployment_timer_cron
 from . import eyrie_deployment_odoo
+from . import eyrie_deployment_odoo_login
+from . import eyrie_deployment_login
 from . import eyrie_deployment_pgo
 from . import eyrie_deployment_database_consumers
 from . import eyrie_deployment_backup
@@ -21,11 +23,14 @@ from . import eyrie_deployment_pgbackrest
 from . import eyrie_deployment_odoo_backup
 from . import eyrie_deployment_pgo_backup
 from . import eyrie_deployment_logs
+from . import eyrie_deployment_kanban
 from . import eyrie_backup
 from . import eyrie_backup_schedule
+from . import eyrie_backup_download
 from . import eyrie_restore_wizard
 from . import eyrie_clone_wizard
 from . import eyrie_job
 from . import eyrie_job_runner
 from . import eyrie_job_queue
 from . import res_config_settings
+from . import ir_http

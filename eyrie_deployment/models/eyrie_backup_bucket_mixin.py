@@ -1,7 +1,11 @@
 import re
 
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError
+
 from odoo import fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
 
 from ..tools.values import check_hostname
 
@@ -98,11 +102,55 @@ class EyrieBackupBucketMixin(models.AbstractModel):
         self.ensure_one()
         return {
             "bucket": self.backup_s3_bucket,
-            "endpoint_url": f"https://{self.backup_s3_endpoint}",
+            "endpoint_url": self._bucket_endpoint_url(),
             "region": self.backup_s3_region,
             "prefix": repo_path.strip("/"),
             "client_image": self.backup_s3_client_image,
         }
+
+    def _bucket_endpoint_url(self):
+        """The S3 service's URL: its host name, over HTTPS."""
+        self.ensure_one()
+        return f"https://{self.backup_s3_endpoint}"
+
+    def _bucket_presigned_get_url(self, key, expires_in, filename):
+        """A URL that gets the object ``key`` of the bucket, signed with its
+        keys, valid ``expires_in`` seconds, downloaded as ``filename``.
+        Signed here, without a request to the service; the URL holds the
+        key id and a signature, never the secret: not for logs."""
+        self.ensure_one()
+        keys = self._bucket_keys()
+        client = boto3.session.Session(
+            aws_access_key_id=keys["s3_key_id"],
+            aws_secret_access_key=keys["s3_secret_key"],
+            region_name=self.backup_s3_region,
+        ).client(
+            "s3",
+            endpoint_url=self._bucket_endpoint_url(),
+            # As the books' pgBackRest and AWS CLI address the bucket.
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        )
+        try:
+            return client.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self.backup_s3_bucket,
+                    "Key": key,
+                    "ResponseContentDisposition": f'attachment; filename="{filename}"',
+                },
+                ExpiresIn=expires_in,
+            )
+        except BotoCoreError as error:
+            # Its class only: a message may quote the parameters.
+            raise UserError(
+                self.env._(
+                    "No link to %(key)s in bucket %(bucket)s could be signed "
+                    "(%(error)s): check the bucket's settings.",
+                    key=key,
+                    bucket=self.backup_s3_bucket,
+                    error=type(error).__name__,
+                )
+            ) from None
 
     def _bucket_keys(self):
         """The keys, for the books' ``secrets`` only (never values, which a

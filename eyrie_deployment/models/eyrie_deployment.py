@@ -125,11 +125,13 @@ class EyrieDeployment(models.Model):
         string="Type",
         required=True,
         tracking=True,
+        default=lambda self: self._last_deployment().deployment_type,
     )
 
     scope_id = fields.Many2one(
         "eyrie.scope",
         required=True,
+        default=lambda self: self._default_scope(),
         ondelete="restrict",
         tracking=True,
         index=True,
@@ -294,9 +296,36 @@ class EyrieDeployment(models.Model):
         "it: what to configure.",
     )
 
+    can_act = fields.Boolean(
+        compute="_compute_can_act",
+        help="Whether the current user may act on this deployment: its owner "
+        "(creator or Responsible) or an Eyrie manager. The form shows its "
+        "actions only then.",
+    )
+
     deployed_at = fields.Datetime(readonly=True, copy=False)
 
     paused_at = fields.Datetime(readonly=True, copy=False)
+
+    # ------------------------------------------------------------------
+    # Defaults
+    # ------------------------------------------------------------------
+
+    @api.model
+    def _last_deployment(self):
+        """The last deployment the user created, archived or not."""
+        return self.with_context(active_test=False).search(
+            [("create_uid", "=", self.env.uid)], order="id desc", limit=1
+        )
+
+    @api.model
+    def _default_scope(self):
+        """The scope of the user's last deployment, or their only scope."""
+        scope = self._last_deployment().scope_id
+        if scope.active and scope.has_access("read"):
+            return scope
+        scopes = self.env["eyrie.scope"].search([], limit=2)
+        return scopes if len(scopes) == 1 else scopes.browse()
 
     # ------------------------------------------------------------------
     # Computes and constraints
@@ -334,11 +363,31 @@ class EyrieDeployment(models.Model):
     @api.depends("values", "deployment_type", "scope_id.values")
     def _compute_effective_values(self):
         for deployment in self:
+            if not deployment._is_typed():
+                deployment.effective_values = False
+                continue
             try:
                 values = deployment._effective_values()
             except ValidationError:
                 values = {}
             deployment.effective_values = json.dumps(values, indent=2, sort_keys=True)
+
+    # Its dependencies make the web client's onchange compute it for a new
+    # record (a compute without any is never recomputed there).
+    @api.depends("user_id", "create_uid")
+    @api.depends_context("uid")
+    def _compute_can_act(self):
+        writable = self._origin._filtered_access("write")
+        for deployment in self:
+            origin = deployment._origin
+            # A record being created is its creator's.
+            deployment.can_act = not origin or origin in writable
+
+    def _is_typed(self):
+        """Whether the scope and the type are chosen: what depends on the
+        type is computed only then (a new record in the form has neither)."""
+        self.ensure_one()
+        return bool(self.scope_id and self.deployment_type)
 
     @api.depends("job_ids")
     def _compute_job_count(self):

@@ -91,6 +91,9 @@ class EyrieDeployment(models.Model):
 
     def action_open_restore(self):
         self.ensure_one()
+        # Refused before the wizard opens, not once it is filled in.
+        self._check_can_act(self._verb_words("restore"))
+        self._check_action_allowed("restore")
         return {
             "type": "ir.actions.act_window",
             "name": self.env._("Restore %s", self.name),

@@ -99,6 +99,9 @@ class EyrieDeployment(models.Model):
 
     def action_open_clone(self):
         self.ensure_one()
+        # Refused before the wizard opens, not once it is filled in.
+        self._check_can_act(self._verb_words("clone"))
+        self._check_action_allowed("clone")
         return {
             "type": "ir.actions.act_window",
             "name": self.env._("Duplicate %s with data", self.name),

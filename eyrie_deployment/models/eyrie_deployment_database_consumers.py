@@ -49,6 +49,8 @@ class EyrieDeployment(models.Model):
                 deployment._odoo_database_role()
                 if deployment.deployment_type == "odoo"
                 and deployment.database_mode == "shared"
+                # A new record has no id yet, so no role name.
+                and deployment._origin.id
                 else False
             )
 

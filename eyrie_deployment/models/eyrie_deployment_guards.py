@@ -12,6 +12,7 @@ LIFECYCLE_FIELDS = frozenset(
         "deployed_at",
         "paused_at",
         "timer_blocked_until",
+        "timer_refusal",
         "credentials",
         "timer_extension_seconds",
         "resumed_at",
@@ -109,6 +110,31 @@ class EyrieDeployment(models.Model):
         if isinstance(current, models.BaseModel):
             current = current.id
         return current != value
+
+    def _check_can_act(self, what):
+        """Refuse, with Eyrie's own words, an action on a deployment the
+        user may only read: ``what`` says the action ("deploy", "see the
+        logs of", ...). The form hides those actions (``can_act``); this is
+        for XML-RPC and stale pages."""
+        refused = self - self._filtered_access("write")
+        if not refused:
+            return
+        if refused._filtered_access("read") != refused:
+            # Not even readable (another company): Odoo's own refusal, which
+            # names nothing of it.
+            refused.check_access("write")
+        deployment = refused[0]
+        owner = deployment.user_id or deployment.create_uid
+        raise AccessError(
+            self.env._(
+                "You cannot %(what)s deployment %(name)s: it is %(owner)s's. Only "
+                "its owner (its creator or Responsible) or an Eyrie manager can; "
+                "ask them, or create a deployment of your own.",
+                what=what,
+                name=deployment.name,
+                owner=owner.name,
+            )
+        )
 
     @api.model
     def _is_manager(self):

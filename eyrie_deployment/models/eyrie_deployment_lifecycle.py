@@ -54,7 +54,7 @@ class EyrieDeployment(models.Model):
         if trigger == "user":
             # The lifecycle writes as superuser: the caller's own rights are
             # checked here, so a user runs actions on their own deployments.
-            self.check_access("write")
+            self._check_can_act(self._verb_words(verb))
         deployments = self.with_context(eyrie_job_trigger=trigger)
         deployments._lock_rows()
         jobs = self.env["eyrie.job"]
@@ -64,6 +64,18 @@ class EyrieDeployment(models.Model):
             if isinstance(started, models.BaseModel) and started._name == "eyrie.job":
                 jobs |= started
         return jobs
+
+    def _verb_words(self, verb):
+        """``verb`` as the sentence "You cannot ... deployment X" says it."""
+        words = {
+            "deploy": self.env._("deploy"),
+            "pause": self.env._("pause"),
+            "drop": self.env._("drop"),
+            "backup": self.env._("back up"),
+            "restore": self.env._("restore"),
+            "clone": self.env._("duplicate"),
+        }
+        return words.get(verb, verb)
 
     def _lock_rows(self):
         # Serialises concurrent actions on one deployment: the second waits,
@@ -207,9 +219,12 @@ class EyrieDeployment(models.Model):
             state="deploy",
             deployed_at=job.ended_at,
             resumed_at=job.ended_at if resumed else self.resumed_at,
+            # Running: a pause time left would say it is paused.
+            paused_at=False,
             timer_extension_seconds=0,
             error_message=False,
             timer_blocked_until=False,
+            timer_refusal=False,
         )
 
     def _on_pause_done(self, job):
@@ -219,6 +234,7 @@ class EyrieDeployment(models.Model):
             paused_at=job.ended_at,
             error_message=False,
             timer_blocked_until=False,
+            timer_refusal=False,
         )
 
     def _on_job_cancelled(self, job):

@@ -118,7 +118,7 @@ class EyrieDeployment(models.Model):
     def _check_logs_access(self):
         # Logs may show what the instance's users did: its own users (those
         # who may change it) and managers, like the lifecycle actions.
-        self.check_access("write")
+        self._check_can_act(self.env._("see the logs of"))
 
     def _format_logs(self, found):
         lines = []

@@ -95,14 +95,6 @@ class EyrieDeploymentOdoo(models.Model):
         "first deploy.",
     )
 
-    admin_password = fields.Char(
-        string="Odoo Admin Password",
-        compute="_compute_admin_password",
-        groups="eyrie_deployment.group_eyrie_manager",
-        help="Password of the 'admin' user of an Odoo deployment, set on its "
-        "first start.",
-    )
-
     _sql_constraints = [
         (
             "hostname_cluster_uniq",
@@ -125,19 +117,12 @@ class EyrieDeploymentOdoo(models.Model):
     def _compute_hostname(self):
         for deployment in self:
             hostname = False
-            if deployment.deployment_type == "odoo":
+            if deployment.deployment_type == "odoo" and deployment._is_typed():
                 try:
                     hostname = deployment._odoo_hostname()
                 except (UserError, ValidationError):
                     hostname = False
             deployment.hostname = hostname
-
-    @api.depends("credentials")
-    def _compute_admin_password(self):
-        for deployment in self:
-            deployment.admin_password = (deployment.credentials or {}).get(
-                "admin_password"
-            )
 
     @api.constrains(
         "deployment_type", "database_mode", "database_deployment_id", "values"
@@ -436,7 +421,13 @@ class EyrieDeploymentOdoo(models.Model):
             # Its own role there, never one the user names.
             values["db_user"] = self._odoo_database_role()
         db_namespace = database.namespace if shared else self.namespace
-        values = self._pgbackrest_values(values) | self._odoo_clone_values()
+        if shared:
+            # No backup repository of its own: the PostgreSQL deployment's
+            # backups hold its database (its books read none of these).
+            values.pop("backup_storage", None)
+        else:
+            values = self._pgbackrest_values(values)
+        values |= self._odoo_clone_values()
         values |= {
             "mail_catcher": self.scope_id.mail_catcher,
             "database_mode": "shared" if shared else "own",

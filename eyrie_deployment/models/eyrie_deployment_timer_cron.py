@@ -12,7 +12,7 @@ from odoo.tools import SQL
 from ..tools.kubernetes_executor import safe_error_text
 from ..tools.transaction import commit_unless_testing
 from .eyrie_deployment import IN_FLIGHT_STATES
-from .eyrie_deployment_timers import _relative
+from .eyrie_deployment_timers import _relative, format_duration
 
 _logger = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ TIMER_INPUTS = frozenset(
     }
 )
 TIMER_CHANNEL = "root.eyrie.timers"
+DROP_WARNING = "mail.mail_activity_data_warning"
 
 
 class EyrieDeployment(models.Model):
@@ -49,7 +50,7 @@ class EyrieDeployment(models.Model):
     def write(self, vals):
         result = super().write(vals)
         if TIMER_INPUTS & vals.keys():
-            self._plan_timer_jobs()
+            self._on_timers_moved()
         return result
 
     def unlink(self):
@@ -75,6 +76,83 @@ class EyrieDeployment(models.Model):
         """Pause and drop the deployments whose scope timers are due, and
         send the warnings due. Returns how many timers fired."""
         return self._apply_due_timers(batch_size)
+
+    # ------------------------------------------------------------------
+    # What follows the timers when they move
+    # ------------------------------------------------------------------
+
+    def _on_timers_moved(self):
+        """The deployments' timers may have moved (a deploy, a pause, Keep
+        Awake, Drop Protection, their scope's settings): their drop warning,
+        their refusal and their timer job follow."""
+        self._sync_drop_warnings()
+        self._clear_stale_refusals()
+        self._plan_timer_jobs()
+
+    def _clear_stale_refusals(self):
+        # A refusal says why a due timer waits: once nothing is due, it is
+        # history (the chatter keeps it).
+        stale = self.filtered(
+            lambda d: d.timer_refusal and not (d.is_pause_due or d.is_drop_due)
+        )
+        if stale:
+            stale._set_lifecycle(timer_refusal=False)
+
+    def _drop_warnings(self):
+        """The drop warning activities of these deployments (the timers' own,
+        not those a user scheduled)."""
+        # The warning is the system's, whoever moves the timers.
+        return self.sudo().activity_search([DROP_WARNING])
+
+    def _sync_drop_warnings(self):
+        """Keep each deployment's drop warning true to its drop time: moved
+        with it while a lead time is due for the new time, withdrawn when
+        there is no drop time any more or none of its warnings is due yet."""
+        warnings = self._drop_warnings().grouped("res_id")
+        now = fields.Datetime.now()
+        for deployment in self:
+            warning = warnings.get(deployment.id)
+            if not warning:
+                continue
+            if not deployment.active or not deployment.next_drop_at:
+                deployment._withdraw_drop_warning(warning, deployment._no_drop_reason())
+            elif deployment.drop_warned_for == deployment.next_drop_at:
+                # Sent for this very drop time: it is true as it is.
+                continue
+            elif deployment._due_drop_warnings(now):
+                deployment._warn_before_drop(now)
+            else:
+                deployment._withdraw_drop_warning(
+                    warning,
+                    self.env._(
+                        "the drop moved to %(due)s UTC; the warnings start over "
+                        "for that time.",
+                        due=fields.Datetime.to_string(deployment.next_drop_at),
+                    ),
+                )
+
+    def _withdraw_drop_warning(self, warning, reason):
+        self.ensure_one()
+        # A pending warning of a drop that will not happen is deleted, not
+        # marked done: nobody did anything. The chatter says why it went.
+        warning.unlink()
+        self.sudo()._message_log(
+            body=self.env._("Drop warning withdrawn: %(reason)s", reason=reason)
+        )
+
+    def _no_drop_reason(self):
+        """Why this deployment has no drop time (any more)."""
+        self.ensure_one()
+        scope = self.scope_id
+        if not self.active:
+            return self.env._("the deployment is archived.")
+        if self.drop_protected:
+            return self.env._("the deployment is protected against drop.")
+        if not scope.allow_drop:
+            return self.env._("scope %s does not allow drop.", scope.name)
+        if not scope.deployment_drop_after_seconds:
+            return self.env._("scope %s has no drop timer.", scope.name)
+        return self.env._("the deployment has no drop timer any more.")
 
     # ------------------------------------------------------------------
     # One queue job per deployment, at its next due time
@@ -177,11 +255,19 @@ class EyrieDeployment(models.Model):
                 # Safe: each warning is complete in itself.
                 commit_unless_testing(self.env.cr)
 
+    def _due_drop_warnings(self, now):
+        """The lead times whose warning is due now and not sent yet."""
+        return [
+            lead
+            for lead in self._pending_drop_warnings()
+            if self.next_drop_at - lead <= now
+        ]
+
     def _warn_before_drop(self, now):
-        """One activity for the due lead times; each is sent once per drop time."""
+        """Warn of the due lead times; each is sent once per drop time, all
+        in the deployment's one warning activity."""
         self.ensure_one()
-        pending = self._pending_drop_warnings()
-        due = [lead for lead in pending if self.next_drop_at - lead <= now]
+        due = self._due_drop_warnings(now)
         if not due:
             return
         late = self.next_drop_at <= now
@@ -195,25 +281,41 @@ class EyrieDeployment(models.Model):
         if late:
             # The drop itself runs now; its chatter message says so.
             return
-        summary = self.env._(
-            "%(name)s will be dropped %(when)s",
-            name=self.name,
-            when=_relative(self.next_drop_at - now, self.env),
-        )
-        # The warning goes to the responsible user, whoever runs the timer.
-        self.sudo().activity_schedule(
-            "mail.mail_activity_data_warning",
-            date_deadline=self.next_drop_at.date(),
-            summary=summary,
-            note=self.env._(
+        values = self._drop_warning_values(now)
+        warning = self._drop_warnings()
+        if not warning:
+            self.sudo().activity_schedule(DROP_WARNING, **values)
+            return
+        # One warning kept true, not one more per lead time: a pile of them,
+        # each with another time, tells the user nothing.
+        warning[1:].unlink()
+        warning = warning[:1]
+        new_user = warning.user_id.id != values["user_id"]
+        warning.write(values)
+        if not new_user and warning.user_id != self.env.user:
+            # As for a new activity: its user hears of the later warning
+            # (a new user is notified by the write).
+            warning.action_notify()
+
+    def _drop_warning_values(self, now):
+        """Summary, note, deadline and user of the warning before drop."""
+        return {
+            "summary": self.env._(
+                "%(name)s will be dropped %(when)s",
+                name=self.name,
+                when=_relative(self.next_drop_at - now, self.env),
+            ),
+            "note": self.env._(
                 "The drop timer of scope %(scope)s removes this deployment and "
                 "everything it runs at %(due)s UTC. Use Keep Awake to postpone it, "
                 "or ask a manager for Drop Protection.",
                 scope=self.scope_id.name,
                 due=fields.Datetime.to_string(self.next_drop_at),
             ),
-            user_id=(self.user_id or self.create_uid).id,
-        )
+            "date_deadline": self.next_drop_at.date(),
+            # The warning goes to the responsible user, whoever runs the timer.
+            "user_id": (self.user_id or self.create_uid).id,
+        }
 
     def _due_timers_where(self, now):
         return SQL(
@@ -273,11 +375,11 @@ class EyrieDeployment(models.Model):
         due_at = self.next_drop_at if verb == "drop" else self.next_pause_at
         seconds = self.scope_id[f"deployment_{verb}_after_seconds"]
         timer = self.env._(
-            "%(verb)s timer of scope %(scope)s (%(seconds)s s after deploy, due at "
+            "%(verb)s timer of scope %(scope)s (%(after)s after deploy, due at "
             "%(due)s UTC)",
             verb=verb.capitalize(),
             scope=self.scope_id.name,
-            seconds=seconds,
+            after=format_duration(seconds, self.env),
             due=fields.Datetime.to_string(due_at),
         )
         late = max(0, round((fields.Datetime.now() - due_at).total_seconds()))
@@ -290,7 +392,9 @@ class EyrieDeployment(models.Model):
         try:
             with self.env.cr.savepoint():
                 self._run_action(verb, trigger="timer")
-                self._set_lifecycle(timer_blocked_until=now + TIMER_RETRY_DELAY)
+                self._set_lifecycle(
+                    timer_blocked_until=now + TIMER_RETRY_DELAY, timer_refusal=False
+                )
             return self.env._(
                 "Automatic %(verb)s started by the %(timer)s, %(late)s s after it "
                 "was due.",
@@ -305,13 +409,23 @@ class EyrieDeployment(models.Model):
             return None
         except UserError as error:
             reason = error.args[0]
+            refusal = self.env._(
+                "%(verb)s refused: %(reason)s", verb=verb, reason=reason.rstrip(".")
+            )
         except Exception as error:
             _logger.exception("Timer: %s of deployment %s failed", verb, self.id)
             reason = self.env._("unexpected error: %s", safe_error_text(error))
+            refusal = self.env._(
+                "%(verb)s failed: %(error)s", verb=verb, error=safe_error_text(error)
+            )
         self.invalidate_recordset()
         try:
             with self.env.cr.savepoint():
-                self._set_lifecycle(timer_blocked_until=now + TIMER_RETRY_DELAY)
+                # Kept for the deployment's Timers, which say what blocks
+                # the timer rather than how long ago it was due.
+                self._set_lifecycle(
+                    timer_blocked_until=now + TIMER_RETRY_DELAY, timer_refusal=refusal
+                )
         except Exception:
             # Not even blocked: the next run tries it again.
             _logger.exception("Timer: deployment %s could not be blocked", self.id)

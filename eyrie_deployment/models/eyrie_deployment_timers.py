@@ -1,7 +1,10 @@
 from datetime import timedelta
 
+import pytz
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools.misc import format_datetime
 
 
 def _relative(delta, env):
@@ -15,6 +18,54 @@ def _relative(delta, env):
     else:
         text = env._("%s d", round(amount / 86400))
     return env._("in %s", text) if seconds >= 0 else env._("%s ago", text)
+
+
+def format_duration(seconds, env):
+    """``4 h``, ``10 min``, ``2 days``, ``1 h 30 min``: a scope's timer
+    setting for people, exact to the second."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, rest = divmod(rest, 60)
+    parts = []
+    if days:
+        parts.append(env._("%s day", days) if days == 1 else env._("%s days", days))
+    if hours:
+        parts.append(env._("%s h", hours))
+    if minutes:
+        parts.append(env._("%s min", minutes))
+    if rest or not parts:
+        parts.append(env._("%s s", rest))
+    return " ".join(parts)
+
+
+def _reader_tz(env):
+    """The reader's timezone: the context's, the user's, else UTC."""
+    tz_name = env.context.get("tz") or env.user.tz
+    return tz_name if tz_name in pytz.all_timezones_set else "UTC"
+
+
+def _is_local_today(value, env):
+    tz = pytz.timezone(_reader_tz(env))
+
+    def local_day(moment):
+        return pytz.utc.localize(moment).astimezone(tz).date()
+
+    return local_day(value) == local_day(fields.Datetime.now())
+
+
+def format_local_time(value, env):
+    """``18:26`` today, ``Dec 9 18:26`` another day: a UTC ``value`` in the
+    reader's timezone."""
+    pattern = "HH:mm" if _is_local_today(value, env) else "MMM d HH:mm"
+    return format_datetime(env, value, tz=_reader_tz(env), dt_format=pattern)
+
+
+def _at_local_time(value, env):
+    """``at 18:26`` today, ``on Dec 9 18:26`` another day."""
+    text = format_local_time(value, env)
+    if _is_local_today(value, env):
+        return env._("at %s", text)
+    return env._("on %s", text)
 
 
 class EyrieDeployment(models.Model):
@@ -53,6 +104,15 @@ class EyrieDeployment(models.Model):
         readonly=True,
         copy=False,
         help="A failed automatic action is not tried again before this time.",
+    )
+
+    timer_refusal = fields.Char(
+        string="Timer Refused",
+        readonly=True,
+        copy=False,
+        help="Why the timer's last automatic pause or drop was refused or "
+        "failed; cleared once an action succeeds, at the next deploy, or when "
+        "the timer is no longer due.",
     )
 
     timer_extension_seconds = fields.Integer(
@@ -135,24 +195,41 @@ class EyrieDeployment(models.Model):
             drop_at = deployed_at + timedelta(seconds=drop_after) + extension
         return pause_at, drop_at
 
-    @api.depends("next_pause_at", "next_drop_at")
+    @api.depends(
+        "next_pause_at", "next_drop_at", "timer_refusal", "timer_blocked_until"
+    )
+    @api.depends_context("tz", "uid")
     def _compute_timer_summary(self):
-        now = fields.Datetime.now()
         for deployment in self:
-            parts = []
-            if deployment.next_pause_at:
-                parts.append(
-                    self.env._(
-                        "pauses %s", _relative(deployment.next_pause_at - now, self.env)
-                    )
-                )
-            if deployment.next_drop_at:
-                parts.append(
-                    self.env._(
-                        "drops %s", _relative(deployment.next_drop_at - now, self.env)
-                    )
-                )
-            deployment.timer_summary = " · ".join(parts)
+            if deployment.timer_refusal:
+                deployment.timer_summary = deployment._refused_timer_summary()
+            else:
+                deployment.timer_summary = deployment._running_timers_summary()
+
+    def _running_timers_summary(self):
+        """``pauses in 2 h · drops in 7 d``"""
+        now = fields.Datetime.now()
+        parts = []
+        if self.next_pause_at:
+            parts.append(
+                self.env._("pauses %s", _relative(self.next_pause_at - now, self.env))
+            )
+        if self.next_drop_at:
+            parts.append(
+                self.env._("drops %s", _relative(self.next_drop_at - now, self.env))
+            )
+        return " · ".join(parts)
+
+    def _refused_timer_summary(self):
+        """``pause refused: <why>; next try 18:26``: a due time long past
+        tells nothing; what blocks the timer and when it tries again does."""
+        if not self.timer_blocked_until:
+            return self.timer_refusal
+        return self.env._(
+            "%(refusal)s; next try %(when)s",
+            refusal=self.timer_refusal,
+            when=format_local_time(self.timer_blocked_until, self.env),
+        )
 
     @api.depends(
         "next_drop_at",
@@ -222,10 +299,21 @@ class EyrieDeployment(models.Model):
     def action_keep_awake(self):
         """Postpone the pause and drop timers by the scope's keep-awake
         extension, never beyond the scope's maximum lifetime."""
-        self.check_access("write")
+        self._check_can_act(self.env._("keep awake"))
         for deployment in self:
             deployment._keep_awake()
-        return True
+        # The form reloads once the notification is shown (``next``): it
+        # shows the new times.
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": self.env._("Kept awake"),
+                "message": "; ".join(self.mapped(lambda d: d._kept_awake_notice())),
+                "type": "success",
+                "next": {"type": "ir.actions.act_window_close"},
+            },
+        }
 
     def _keep_awake(self):
         self.ensure_one()
@@ -260,13 +348,29 @@ class EyrieDeployment(models.Model):
         self._set_lifecycle(timer_extension_seconds=extension)
         self._message_log(
             body=self.env._(
-                "Kept awake by %(user)s for %(seconds)s s: pause %(pause)s, drop "
+                "Kept awake by %(user)s for %(duration)s: pause %(pause)s, drop "
                 "%(drop)s (UTC).",
                 user=self.env.user.name,
-                seconds=extension - current,
+                duration=format_duration(extension - current, self.env),
                 pause=fields.Datetime.to_string(self.next_pause_at) or "-",
                 drop=fields.Datetime.to_string(self.next_drop_at) or "-",
             )
+        )
+
+    def _kept_awake_notice(self):
+        """``acme kept awake: pauses at 18:26, drops on Dec 9 18:26``, in the
+        user's timezone."""
+        times = []
+        if self.next_pause_at:
+            times.append(
+                self.env._("pauses %s", _at_local_time(self.next_pause_at, self.env))
+            )
+        if self.next_drop_at:
+            times.append(
+                self.env._("drops %s", _at_local_time(self.next_drop_at, self.env))
+            )
+        return self.env._(
+            "%(name)s kept awake: %(times)s", name=self.name, times=", ".join(times)
         )
 
     def _capped_extension(self, extension):

@@ -49,6 +49,12 @@ class EyrieJob(models.Model):
         "eyrie.deployment", ondelete="set null", index=True, readonly=True
     )
 
+    can_cancel = fields.Boolean(
+        compute="_compute_can_cancel",
+        help="Whether the current user may cancel this job: the deployment's "
+        "owner or an Eyrie manager.",
+    )
+
     deployment_name = fields.Char(
         required=True, readonly=True, help="Kept after the deployment is dropped."
     )
@@ -146,6 +152,13 @@ class EyrieJob(models.Model):
                 )
             )
 
+    @api.depends("deployment_id")
+    @api.depends_context("uid")
+    def _compute_can_cancel(self):
+        # Not a related field: those are computed as superuser.
+        for job in self:
+            job.can_cancel = job.deployment_id.can_act
+
     # ------------------------------------------------------------------
     # Cancel and clean-up
     # ------------------------------------------------------------------
@@ -153,7 +166,7 @@ class EyrieJob(models.Model):
     def action_cancel(self):
         """Cancel pending jobs that have not run yet (and the jobs chained
         after them): only the deployment's users and managers may."""
-        self.deployment_id.check_access("write")
+        self.deployment_id._check_can_act(self.env._("cancel a job of"))
         self._lock_pending_for_cancel()
         for job in self:
             # Checked above: the caller may change the deployment; jobs are read-only.

@@ -24,6 +24,7 @@ from ..tools.executor import (
 )
 from ..tools.kubernetes_executor import safe_error_text
 from ..tools.scrub import Scrubber, secret_strings
+from ..tools.skip_reason import skip_reason
 from ..tools.template import TemplateRenderError
 from ..tools.transaction import in_test
 from .eyrie_job import FINAL_STATES
@@ -235,19 +236,45 @@ class EyrieJobRunner(models.Model):
         for position, (label, step, documents) in enumerate(rendered, start=1):
             if position <= self.step_index:
                 continue
-            try:
-                lines = executor.run_step(step.kind, documents)
-            except StepPending as pending:
-                self._wait_or_fail(label, pending, log)
-            except (ClusterConnectionError, TransientStepError) as error:
-                self._retry_or_fail(label, error, log)
-            except StepError as error:
-                log.append(f"{label}: FAILED")
-                raise JobFailure(f"{label} failed: {error}") from error
-            log.append(f"{label}:")
-            log.extend(f"  {line}" for line in lines)
+            if documents:
+                self._run_step(executor, label, step, documents, log)
+            else:
+                # Done as well: the progress counts it, a resume goes past it.
+                log.append(
+                    self.env._(
+                        "%(step)s: skipped (%(reason)s)",
+                        step=label,
+                        reason=self._skip_reason(step),
+                    )
+                )
             self.write({"step_index": position, "attempt": 0, "wait_deadline": False})
             self._heartbeat(log)
+
+    def _run_step(self, executor, label, step, documents, log):
+        try:
+            lines = executor.run_step(step.kind, documents)
+        except StepPending as pending:
+            self._wait_or_fail(label, pending, log)
+        except (ClusterConnectionError, TransientStepError) as error:
+            self._retry_or_fail(label, error, log)
+        except StepError as error:
+            log.append(f"{label}: FAILED")
+            raise JobFailure(f"{label} failed: {error}") from error
+        log.append(f"{label}:")
+        log.extend(f"  {line}" for line in lines)
+
+    def _skip_reason(self, step):
+        """Why ``step``, whose template rendered no object, did nothing: what
+        its template's ``{# skipped: ... #}`` comment says, else the
+        conditions that held all it outputs, else only that."""
+        given, conditions = skip_reason(step.template)
+        if given:
+            return given
+        if len(conditions) == 1:
+            return self.env._("its condition is false: %s", conditions[0])
+        if conditions:
+            return self.env._("its conditions are false: %s", "; ".join(conditions))
+        return self.env._("its template rendered no object")
 
     def _check_namespace_owners(self, executor, namespaces, log):
         """The namespaces the book reads besides its own are the ones Eyrie

@@ -53,16 +53,16 @@ class EyrieScope(models.Model):
         help="Deployments of this scope may be dropped, by hand or by the drop timer.",
     )
     deployment_pause_after_seconds = fields.Integer(
-        string="Pause After (seconds)",
+        string="Pause After",
         tracking=True,
-        help="Pause a deployment this many seconds after its last successful "
-        "deploy. 0 means never.",
+        help="Pause a deployment this long after its last successful deploy "
+        "(stored in seconds). 0 means never.",
     )
     deployment_drop_after_seconds = fields.Integer(
-        string="Drop After (seconds)",
+        string="Drop After",
         tracking=True,
-        help="Drop a deployment this many seconds after its last successful "
-        "deploy, if the scope allows drop. 0 means never.",
+        help="Drop a deployment this long after its last successful deploy, if "
+        "the scope allows drop (stored in seconds). 0 means never.",
     )
     domain = fields.Char(
         tracking=True,
@@ -79,23 +79,23 @@ class EyrieScope(models.Model):
         "own values override them.",
     )
     keep_awake_seconds = fields.Integer(
-        string="Keep Awake Extension (seconds)",
+        string="Keep Awake Extension",
         default=4 * 3600,
         tracking=True,
         help="Keep Awake postpones a deployment's pause and drop timers by this "
-        "long. 0 disables Keep Awake.",
+        "long (stored in seconds). 0 disables Keep Awake.",
     )
     max_lifetime_seconds = fields.Integer(
-        string="Maximum Lifetime (seconds)",
+        string="Maximum Lifetime",
         tracking=True,
         help="Keep Awake never postpones a timer beyond this long after the "
-        "deployment was created. 0 means no limit.",
+        "deployment was created (stored in seconds). 0 means no limit.",
     )
     resume_grace_seconds = fields.Integer(
-        string="Grace After Resume (seconds)",
+        string="Grace After Resume",
         tracking=True,
         help="A resumed deployment is not paused by the timer within this long "
-        "after it was resumed.",
+        "after it was resumed (stored in seconds). 0 means no grace.",
     )
     drop_warning_hours = fields.Char(
         string="Drop Warnings (hours before)",
@@ -179,13 +179,14 @@ class EyrieScope(models.Model):
             self._check_cluster_change(vals["cluster_id"])
         result = super().write(vals)
         if TIMER_FIELDS & vals.keys():
-            # The deployments' timers moved: their timer jobs follow.
+            # The deployments' timers moved (their stored times are computed,
+            # not written): their warnings, refusals and timer jobs follow.
             self.env["eyrie.deployment"].sudo().search(
                 [
                     ("scope_id", "in", self.ids),
                     ("repository_state", "in", ("deploy", "pause")),
                 ]
-            )._plan_timer_jobs()
+            )._on_timers_moved()
         return result
 
     def _check_cluster_change(self, cluster_id):
@@ -227,7 +228,7 @@ class EyrieScope(models.Model):
                     raise ValidationError(
                         self.env._(
                             "Scope %(scope)s: '%(field)s' cannot be negative; "
-                            "enter a number of seconds, or 0 for never.",
+                            "enter a duration, or 0 to turn it off.",
                             scope=scope.name,
                             field=self._fields[field_name].string,
                         )

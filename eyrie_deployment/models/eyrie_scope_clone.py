@@ -17,5 +17,6 @@ class EyrieScope(models.Model):
         tracking=True,
         help="Odoo deployments of this scope send their mail to a Mailpit in their "
         "namespace instead of the world; its web page is at /mail on their "
-        "hostname (user 'mail', the deployment's mail password).",
+        "hostname, behind the deployment's login (user 'admin' and its admin "
+        "password, shown by Show Login).",
     )

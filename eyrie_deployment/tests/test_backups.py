@@ -684,4 +684,7 @@ class TestBackupsXmlRpc(TwoUsersRpcCase):
                 self.assertRaises(xmlrpc.client.Fault) as caught,
             ):
                 self._as_other(method, [shop])
-            self.assertIn("doesn't have 'write' access", caught.exception.faultString)
+            self.assertRegex(
+                caught.exception.faultString,
+                r"You cannot (see the logs of|back up|restore) deployment \S+: it is",
+            )

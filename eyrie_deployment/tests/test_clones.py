@@ -438,4 +438,4 @@ class TestClonesXmlRpc(TwoUsersRpcCase):
         self.assertTrue(clone["clone_neutralize"])
         with self.assertRaises(xmlrpc.client.Fault) as caught:
             self._as_other("action_clone", [shop])
-        self.assertIn("doesn't have 'write' access", caught.exception.faultString)
+        self.assertIn("You cannot duplicate deployment", caught.exception.faultString)

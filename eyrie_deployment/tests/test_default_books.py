@@ -160,7 +160,9 @@ class TestDefaultBooks(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
                 "db-password": credentials["db_password"],
             },
         )
-        self.assertEqual(odoo.admin_password, credentials["admin_password"])
+        login = odoo.action_show_login()
+        shown = self.env["eyrie.deployment.login"].browse(login["res_id"])
+        self.assertEqual(shown.password, credentials["admin_password"])
         self.assertEqual(
             _decoded(self._get("v1", "Secret", "db-pguser-odoo", "acme"))["password"],
             credentials["db_password"],

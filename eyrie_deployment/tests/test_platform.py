@@ -63,7 +63,7 @@ class TestPlatformTimers(EyrieCase):
         self.assertEqual(deployment.next_pause_at, T0 + timedelta(hours=6))
         self.assertEqual(deployment.next_drop_at, T0 + timedelta(days=7, hours=4))
         self.assertIn("Kept awake by", self._messages(deployment))
-        self.assertIn("for 14400 s", self._messages(deployment))
+        self.assertIn("for 4 h:", self._messages(deployment))
 
         # The cap: no timer beyond creation + 7 days 6 hours.
         self.env.cr.execute(
@@ -118,7 +118,7 @@ class TestPlatformTimers(EyrieCase):
         self._cron_at(T0 + timedelta(hours=2, seconds=40))
         self.assertIn(
             "Automatic pause started by the Pause timer of scope Test scope "
-            "(7200 s after deploy, due at 2026-11-02 11:00:00 UTC), 40 s after it "
+            "(2 h after deploy, due at 2026-11-02 11:00:00 UTC), 40 s after it "
             "was due.",
             self._messages(deployment),
         )
@@ -227,14 +227,20 @@ class TestPlatformTimers(EyrieCase):
         self.assertEqual(len(warnings()), 1)
         self.assertEqual(deployment.drop_warning_due_at, drop_at - timedelta(hours=2))
         self._cron_at(drop_at - timedelta(hours=1))
-        self.assertEqual(len(warnings()), 2)
+        # The later warning updates the one activity.
+        self.assertEqual(len(warnings()), 1)
+        self.assertIn("will be dropped in 1 h", warnings().summary)
         self.assertFalse(deployment.drop_warning_due_at)
-        # Keep awake moves the drop: the warnings start over for the new time.
+        # Keep awake moves the drop: the warnings start over for the new time,
+        # the one already due at once (it moves the activity), the 2-hour one
+        # at its time.
         with freeze_time(drop_at - timedelta(minutes=30)):
             deployment.action_keep_awake()
+        self.assertEqual(len(warnings()), 1)
+        self.assertIn("will be dropped in 4 h", warnings().summary)
         self.assertEqual(
             deployment.drop_warning_due_at,
-            drop_at + timedelta(hours=4) - timedelta(hours=48),
+            drop_at + timedelta(hours=4) - timedelta(hours=2),
         )
 
 

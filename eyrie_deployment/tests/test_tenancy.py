@@ -552,7 +552,9 @@ class TestLifecycleOwnsItsFields(TenancyCase):
             with (
                 self.subTest(method=method),
                 self.assertRaisesRegex(
-                    Fault, "doesn't have 'write' access|doesn't have 'unlink' access"
+                    Fault,
+                    "You cannot (deploy|drop) deployment mine: it is|"
+                    "doesn't have 'write' access|doesn't have 'unlink' access",
                 ),
             ):
                 self.rpc_as(
@@ -560,7 +562,9 @@ class TestLifecycleOwnsItsFields(TenancyCase):
                 )
         self.rpc("eyrie.deployment", "action_deploy", [deployment_id])
         job_ids = self._read(deployment_id, "job_ids")["job_ids"]
-        with self.assertRaisesRegex(Fault, "doesn't have 'write' access"):
+        with self.assertRaisesRegex(
+            Fault, "You cannot cancel a job of deployment mine"
+        ):
             self.rpc_as(self.other, "eyrie.job", "action_cancel", job_ids[-1:])
         self.assertEqual(self._read(deployment_id, "state")["state"], "initializing")
 

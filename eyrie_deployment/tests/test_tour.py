@@ -3,7 +3,7 @@ import threading
 import unittest
 
 from odoo import SUPERUSER_ID, api
-from odoo.tests import HttpCase, tagged
+from odoo.tests import HttpCase, new_test_user, tagged
 
 from .queue_jobs import run_queue_jobs
 
@@ -89,7 +89,8 @@ class TestDeploymentTour(HttpCase):
             _logger.exception("The test's job runner failed")
             errors.append(error)
 
-    def test_deploy_pause_and_job_log(self):
+    def _start_tour_with_runner(self, tour, login):
+        """Run ``tour`` as ``login`` while the test's job runner runs."""
         stop = threading.Event()
         errors = []
         runner = threading.Thread(
@@ -99,8 +100,8 @@ class TestDeploymentTour(HttpCase):
         try:
             self.start_tour(
                 "/odoo/action-eyrie_deployment.eyrie_deployment_action",
-                "eyrie_deployment_tour",
-                login="admin",
+                tour,
+                login=login,
                 timeout=120,
             )
         except unittest.SkipTest as skip:
@@ -116,8 +117,27 @@ class TestDeploymentTour(HttpCase):
         self.assertFalse(runner.is_alive(), "The test's job runner did not stop.")
         if errors:
             raise AssertionError("The test's job runner failed") from errors[0]
-
         self.env.invalidate_all()
+
+    def test_new_deploy_pause_resume_as_plain_user(self):
+        user = new_test_user(
+            self.env, login="tour_user", groups="eyrie_deployment.group_eyrie_user"
+        )
+        self._start_tour_with_runner("eyrie_deployment_new_tour", "tour_user")
+        deployment = self.env["eyrie.deployment"].search([("name", "=", "tour-new")])
+        self.assertEqual(deployment.create_uid, user)
+        self.assertEqual(deployment.deployment_type, "odoo")
+        self.assertEqual(
+            (deployment.repository_state, deployment.state), ("deploy",) * 2
+        )
+        self.assertEqual(
+            deployment.job_ids.sorted("id").mapped("action"),
+            ["initialize", "deploy", "pause", "deploy"],
+        )
+        self.assertEqual(set(deployment.job_ids.mapped("state")), {"done"})
+
+    def test_deploy_pause_and_job_log(self):
+        self._start_tour_with_runner("eyrie_deployment_tour", "admin")
         deployment = self.deployment
         self.assertEqual(deployment.repository_state, "pause")
         self.assertEqual(deployment.state, "pause")

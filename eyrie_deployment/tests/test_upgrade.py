@@ -11,6 +11,7 @@ from odoo.tools.misc import file_path
 from ..tools.shipped_books import (
     SHIPPED_IN_18_0_4,
     SHIPPED_IN_18_0_5,
+    SHIPPED_IN_18_0_6,
     refresh_unmodified_steps,
     shipped_templates,
 )
@@ -26,6 +27,11 @@ DNS_STEP_18_0_1 = (
 
 # The restore's database step exactly as 18.0.5.0.0 shipped it.
 RESTORE_18_0_5 = "eyrie_deployment/tests/data/odoo_restore_database_18.0.5.0.0.txt"
+
+# The mail catcher's step exactly as 18.0.6.0.0 shipped it.
+MAIL_CATCHER_18_0_6 = (
+    "eyrie_deployment/tests/data/odoo_deploy_mail_catcher_18.0.6.0.0.txt"
+)
 
 # The clone's preparation step exactly as 18.0.4.0.0 shipped it.
 CLONE_JOB_18_0_4 = (
@@ -87,6 +93,21 @@ class TestUpgrade(EyrieCase):
         self.assertIn("eyrie_book_odoo_restore_database", refreshed)
         self.assertEqual(kept, [])
         self.assertIn("options: {{ values.restore_options | to_json }}", step.template)
+
+    def test_steps_that_may_skip_get_their_reason(self):
+        """18.0.7.0.0: a step as 18.0.6.0.0 shipped it gets the template
+        whose comment says why it is skipped; the job log then says it."""
+        step = self.env.ref("eyrie_deployment.eyrie_book_odoo_deploy_mail_catcher")
+        with file_open(MAIL_CATCHER_18_0_6) as handle:
+            step.template = handle.read()
+        self.assertNotIn("{# skipped:", step.template)
+        with mute_logger("odoo.addons.eyrie_deployment.tools.shipped_books"):
+            refreshed, kept = refresh_unmodified_steps(
+                self.env, SHIPPED_IN_18_0_6, change="the test's"
+            )
+        self.assertIn("eyrie_book_odoo_deploy_mail_catcher", refreshed)
+        self.assertEqual(kept, [])
+        self.assertIn("{# skipped:", step.template)
 
     def test_odoo_on_a_shared_database_keeps_its_role_and_is_allowed(self):
         """18.0.6.0.0: an Odoo deployed on a shared PostgreSQL deployment

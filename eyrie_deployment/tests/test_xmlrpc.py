@@ -146,9 +146,9 @@ class TestXmlRpc(HttpCase):
         self.rpc("eyrie.deployment", "action_deploy", [deployment_id])
         run_queue_jobs(self.env)
         before = self._read(deployment_id, ["next_pause_at"])["next_pause_at"]
-        self.assertIs(
-            self.rpc("eyrie.deployment", "action_keep_awake", [deployment_id]), True
-        )
+        answer = self.rpc("eyrie.deployment", "action_keep_awake", [deployment_id])
+        self.assertEqual(answer["tag"], "display_notification")
+        self.assertIn("rpc-four kept awake: pauses ", answer["params"]["message"])
         after = self._read(deployment_id, ["next_pause_at", "timer_summary"])
         self.assertGreater(after["next_pause_at"], before)
         self.assertIn("pauses in", after["timer_summary"])
@@ -175,3 +175,34 @@ class TestXmlRpc(HttpCase):
             self.rpc("eyrie.job", "read", [job_id], ["state"])[0]["state"], "cancelled"
         )
         self.assertEqual(self._read(deployment_id, ["state"])["state"], "deploy")
+
+    def test_someone_elses_deployment_refused_in_eyries_words(self):
+        other = new_test_user(
+            self.env,
+            login="eyrie_rpc_other",
+            groups="eyrie_deployment.group_eyrie_user",
+        )
+        theirs = (
+            self.env["eyrie.deployment"]
+            .with_user(other)
+            .create(
+                {"name": "theirs", "deployment_type": "odoo", "scope_id": self.scope.id}
+            )
+        )
+        read = self._read(theirs.id, ["name", "can_act"])
+        self.assertEqual(read["name"], "theirs")
+        self.assertFalse(read["can_act"])
+        for method, what in (
+            ("action_deploy", "deploy"),
+            ("action_open_clone", "duplicate"),
+            ("action_view_logs", "see the logs of"),
+        ):
+            with (
+                self.subTest(method),
+                self.assertRaisesRegex(
+                    Fault, f"You cannot {what} deployment theirs: it is eyrie_rpc_other"
+                ),
+            ):
+                self.rpc("eyrie.deployment", method, [theirs.id])
+        self.assertEqual(theirs.state, "draft")
+        self.assertFalse(theirs.job_ids)

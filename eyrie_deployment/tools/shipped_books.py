@@ -77,6 +77,42 @@ SHIPPED_IN_18_0_5 = {
     "pgo_restore_request": "9064371325496e14634e6f83c6282864",
 }
 
+# The steps 18.0.7.0.0 changes, as 18.0.6.0.0 shipped them: a step that may
+# do nothing says why in a "{# skipped: ... #}" comment, which the job log
+# prints when it is skipped.
+SHIPPED_IN_18_0_6 = {
+    "odoo_initialize_database": "756140a4926eb20eb2e6fccdf61cfee9",
+    "odoo_initialize_clone_database_ready": "30fe6dfc7258481e2cc325d9f1155771",
+    "odoo_initialize_clone_job_reset": "601c50cddcce88b4fbcab86ae1f1a998",
+    "odoo_initialize_clone_job": "434cbe9d73fb6e769810f5a356ba3fa4",
+    "odoo_initialize_clone_job_done": "6d4f15aeb102a3a5aaa054ef50a8b356",
+    "odoo_deploy_database": "1931e681723b334b09d4cc8d04af8e66",
+    "odoo_deploy_backup_settings": "c092b22f083b75e14bc38e00a66faefe",
+    "odoo_deploy_database_ready": "22eb31ebd26d373ef4d7363ccc6d7067",
+    "odoo_deploy_mail_catcher": "5286636dbbe449481f1748b91d0967a4",
+    "odoo_deploy_mail_catcher_off": "71a3feeee7429a5e2fd40d0b2007ab42",
+    "odoo_pause_database": "41e67b9700909352d3862c5373733c92",
+    "odoo_drop_own_database": "1576d3e07144d558000f226ec88ba529",
+    "odoo_drop_own_database_gone": "54d81fc21e992bfa1cccf98813ad3e3a",
+    "odoo_drop_shared_database": "b6c5ccbe7fa4f6514df661d8b89fca8b",
+    "odoo_drop_shared_database_done": "4b43833e506804317b3d70d55eb11638",
+    "odoo_drop_shared_database_cleanup": "38f5a82d00638a9114a32d9daa372166",
+    "odoo_backup_start": "6cd490bc1e49d1fad2043375ef624d35",
+    "odoo_backup_started": "c4d246d3522677f906d2dc1773000928",
+    "odoo_backup_filestore": "82e66a2b087a98efddd2125cef3b9058",
+    "odoo_backup_filestore_archive": "bcd8857bdf759ef40794fdcc59249ae8",
+    "odoo_backup_filestore_done": "8ed296f542630f58eaf68154915054b9",
+    "odoo_backup_filestore_archive_done": "efb3e56d71ec9dffa2524a34ee83032f",
+    "odoo_backup_stop": "b15209f7beb6d320bb0f8d776529338f",
+    "odoo_restore_filestore_remove": "1fc199f88a9b668421c15dddb3d929cd",
+    "odoo_restore_filestore_gone": "0bc8ba2df46be3e1cd63159c5f4287d4",
+    "odoo_restore_filestore": "7037d2c215d63ced7b8624453231adac",
+    "odoo_restore_filestore_archive": "4e7e78f7cce4f385b7bfe835535f105a",
+    "odoo_restore_filestore_archive_done": "e202112c8105eccd41518caf7925a2ef",
+    "pgo_backup_start": "6cd490bc1e49d1fad2043375ef624d35",
+    "pgo_backup_stop": "b15209f7beb6d320bb0f8d776529338f",
+}
+
 XML_ID_PREFIX = "eyrie_book_"
 
 

@@ -84,3 +84,94 @@ registry.category("web_tour.tours").add("eyrie_deployment_tour", {
         },
     ],
 });
+
+/**
+ * A plain Eyrie user's first deployment, from the list's New: the form
+ * opens with the scope defaulted, computes the type's values once the
+ * type is chosen, then the user deploys, pauses and resumes it.
+ */
+registry.category("web_tour.tours").add("eyrie_deployment_new_tour", {
+    url: "/odoo/action-eyrie_deployment.eyrie_deployment_action",
+    steps: () => [
+        {
+            content: "Click New in the deployments list",
+            trigger: ".o_list_view .o_list_button_add",
+            run: "click",
+        },
+        {
+            content: "The form opens, its scope defaulted to the user's only scope",
+            trigger: `${FORM} .o_field_widget[name='scope_id'] input:value(Tour scope)`,
+        },
+        {
+            content: "Name the deployment",
+            trigger: `${FORM} .o_field_widget[name='name'] input`,
+            run: "edit tour-new",
+        },
+        {
+            content: "Choose the type Odoo",
+            trigger: `${FORM} .o_field_widget[name='deployment_type'] select`,
+            run: 'select "odoo"',
+        },
+        {
+            content: "The effective values are the Odoo type's",
+            trigger: `${FORM} .o_field_widget[name='effective_values']:contains(odoo:18.0)`,
+        },
+        {
+            content: "Save",
+            trigger: `${FORM} .o_form_button_save`,
+            run: "click",
+        },
+        {
+            content: "Saved: a draft",
+            trigger: currentPhase("draft", "Draft"),
+        },
+        {
+            content: "Deploy it",
+            trigger: `${FORM} .o_statusbar_buttons button[name='action_deploy']:contains(Deploy)`,
+            run: "click",
+        },
+        {
+            content: "Deployed, without a reload by hand",
+            trigger: currentPhase("deploy", "Deploy"),
+            timeout: JOB_TIMEOUT,
+        },
+        {
+            content: "Pause it",
+            trigger: `${FORM} .o_statusbar_buttons button[name='action_pause']:contains(Pause)`,
+            run: "click",
+        },
+        {
+            content: "Paused",
+            trigger: currentPhase("pause", "Pause"),
+            timeout: JOB_TIMEOUT,
+        },
+        {
+            content: "Resume it",
+            trigger: `${FORM} .o_statusbar_buttons button[name='action_deploy']:contains(Resume)`,
+            run: "click",
+        },
+        {
+            content: "Deployed again",
+            trigger: currentPhase("deploy", "Deploy"),
+            timeout: JOB_TIMEOUT,
+        },
+        {
+            content: "Its own deployment offers Pause again",
+            trigger: `${FORM} .o_statusbar_buttons button[name='action_pause']:contains(Pause)`,
+        },
+        {
+            content: "Back to the list",
+            trigger: ".o_breadcrumb .o_back_button a, .o_breadcrumb li.breadcrumb-item a:contains(Deployments)",
+            run: "click",
+        },
+        {
+            content: "Open the admin's draft deployment tour-odoo",
+            trigger: ".o_list_view .o_data_row td.o_data_cell[name='name']:contains(tour-odoo)",
+            run: "click",
+        },
+        {
+            content: "Someone else's deployment: read-only, and no Deploy, Logs or Drop",
+            trigger: `${FORM}:has(.o_field_widget[name='name'].o_readonly_modifier:contains(tour-odoo)):not(:has(.o_statusbar_buttons button[name='action_deploy'])):not(:has(.o_statusbar_buttons button[name='action_drop']))`,
+        },
+    ],
+});

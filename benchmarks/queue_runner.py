@@ -8,15 +8,27 @@ from psycopg2.errors import SerializationFailure
 
 from odoo.tools import SQL
 
-DUE = SQL(
-    "state = 'pending' AND method_name = '_run_queued' "
-    "AND (eta IS NULL OR eta <= now() AT TIME ZONE 'UTC')"
-)
+# The method of the queue jobs that run Eyrie's jobs (eyrie.job).
+EYRIE_JOB_METHOD = "_run_queued"
 
 
-def run_due_queue_jobs(env, on_run=None, one_pass=False):
-    """Run the due Eyrie job queue jobs until none is due; ``on_run(job)``
-    is called with each eyrie.job before it runs. Returns how many ran.
+def due(method_name=EYRIE_JOB_METHOD):
+    """The condition on queue_job rows of the due queue jobs of ``method_name``."""
+    return SQL(
+        "state = 'pending' AND method_name = %s "
+        "AND (eta IS NULL OR eta <= now() AT TIME ZONE 'UTC')",
+        method_name,
+    )
+
+
+def run_due_queue_jobs(env, on_run=None, one_pass=False, method_name=EYRIE_JOB_METHOD):
+    """Run the due queue jobs of ``method_name`` (by default Eyrie's jobs)
+    until none is due; ``on_run(record)`` is called with each job's record
+    (an eyrie.job) before it runs. Returns how many ran.
+
+    Any other method runs the same way: scale.py runs queue_job's own
+    ``queue.job._test_job``, a job that does nothing, as the anchor of the
+    job runner's figures.
 
     With ``one_pass``, a job that yields during the pass is left for the
     next one, even once its delay has passed: with many waiting jobs a pass
@@ -27,18 +39,18 @@ def run_due_queue_jobs(env, on_run=None, one_pass=False):
 
     cr = env.cr
     ran = 0
-    due = DUE
+    where = due(method_name)
     if one_pass:
         cr.execute("SELECT now() AT TIME ZONE 'UTC'")
         started = cr.fetchone()[0]
-        due = SQL("%s AND (eta IS NULL OR eta <= %s)", DUE, started)
+        where = SQL("%s AND (eta IS NULL OR eta <= %s)", where, started)
     while True:
         try:
             cr.execute(
                 SQL(
                     "SELECT uuid FROM queue_job WHERE %s ORDER BY priority, id "
                     "LIMIT 1 FOR UPDATE SKIP LOCKED",
-                    due,
+                    where,
                 ),
                 log_exceptions=False,
             )
@@ -58,8 +70,21 @@ def run_due_queue_jobs(env, on_run=None, one_pass=False):
             job = RunJobController._acquire_job(env, row[0])
         except SerializationFailure:
             cr.rollback()
-            continue
+            job = None
         if job is None:
+            # Not taken: another process's look for due jobs held the row for
+            # an instant (a row it locks, then finds changed, stays locked
+            # until it rolls back). queue_job's runner puts such a job back
+            # to pending after 10 s (requeue_dead_jobs); here at once, or it
+            # would be left enqueued, never run.
+            cr.execute(
+                SQL(
+                    "UPDATE queue_job SET state = 'pending' "
+                    "WHERE uuid = %s AND state = 'enqueued'",
+                    row[0],
+                )
+            )
+            cr.commit()
             continue
         if on_run:
             on_run(job.recordset)
@@ -69,6 +94,6 @@ def run_due_queue_jobs(env, on_run=None, one_pass=False):
         ran += 1
 
 
-def due_queue_jobs(cr):
-    cr.execute(SQL("SELECT count(*) FROM queue_job WHERE %s", DUE))
+def due_queue_jobs(cr, method_name=EYRIE_JOB_METHOD):
+    cr.execute(SQL("SELECT count(*) FROM queue_job WHERE %s", due(method_name)))
     return cr.fetchone()[0]

@@ -32,5 +32,6 @@ from . import eyrie_clone_wizard
 from . import eyrie_job
 from . import eyrie_job_runner
 from . import eyrie_job_queue
+from . import queue_job_channel
 from . import res_config_settings
 from . import ir_http

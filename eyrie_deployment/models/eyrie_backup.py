@@ -52,7 +52,10 @@ class EyrieBackup(models.Model):
         help="The value of PGO's pgbackrest-backup annotation that started it, "
         "and the name of the filestore's VolumeSnapshot.",
     )
-    job_id = fields.Many2one("eyrie.job", readonly=True, ondelete="set null")
+    # Indexed: deleting a job (a dropped deployment's) looks its backups up.
+    job_id = fields.Many2one(
+        "eyrie.job", readonly=True, ondelete="set null", index="btree_not_null"
+    )
     repo = fields.Char(
         string="Repository",
         readonly=True,

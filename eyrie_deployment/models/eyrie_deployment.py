@@ -401,10 +401,25 @@ class EyrieDeployment(models.Model):
 
     @api.depends("job_ids.state")
     def _compute_active_job_id(self):
+        # The oldest job in progress (the one that runs or is due first, not
+        # one chained after it), by one query: not every job of every
+        # deployment read, logs included (the form computes it at each
+        # refresh).
+        jobs = self.env["eyrie.job"].search_fetch(
+            [
+                ("deployment_id", "in", self._origin.ids),
+                ("state", "in", ("pending", "running")),
+            ],
+            ["deployment_id"],
+            order="id",
+        )
+        active = {}
+        for job in jobs:
+            active.setdefault(job.deployment_id.id, job)
         for deployment in self:
-            deployment.active_job_id = deployment.job_ids.filtered(
-                lambda job: job.state in ("pending", "running")
-            )[:1]
+            deployment.active_job_id = active.get(
+                deployment._origin.id, self.env["eyrie.job"]
+            )
 
     @api.depends("job_ids.state")
     def _compute_runner_missing(self):

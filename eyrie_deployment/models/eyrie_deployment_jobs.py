@@ -1,4 +1,5 @@
 import json
+import uuid
 
 from odoo import api, models
 from odoo.exceptions import UserError, ValidationError
@@ -112,6 +113,9 @@ class EyrieDeployment(models.Model):
                     "previous_job_id": previous_job.id if previous_job else False,
                     "values": json.dumps(values, indent=2, sort_keys=True),
                     "company_id": self.company_id.id,
+                    # Its queue job's, known before it is stored: one write
+                    # of the job less.
+                    "queue_job_uuid": str(uuid.uuid4()),
                 }
             )
         )
@@ -121,8 +125,24 @@ class EyrieDeployment(models.Model):
         return job
 
     def _set_lifecycle(self, **vals):
-        # Lifecycle fields are the lifecycle's own (LIFECYCLE_FIELDS).
-        self.sudo().write(vals)
+        # Lifecycle fields are the lifecycle's own (LIFECYCLE_FIELDS); the
+        # credentials among them are a manager's, compared as superuser.
+        deployments = self.sudo()
+        if len(deployments) == 1:
+            # What changes only: an unchanged field would still be compared
+            # for tracking, recompute what depends on it and move the timers.
+            vals = {
+                name: value
+                for name, value in vals.items()
+                if deployments._field_differs(name, value)
+            }
+            if not vals:
+                return
+        if not vals.keys() & deployments._track_get_fields():
+            # Nothing the chatter tracks (the phase is): no tracked value to
+            # read before and compare after.
+            deployments = deployments.with_context(mail_notrack=True)
+        deployments.write(vals)
 
     # ------------------------------------------------------------------
     # Credentials

@@ -271,7 +271,9 @@ class EyrieDeployment(models.Model):
             self._backup_of(job).write(
                 {"state": "failed", "error_message": self.env._("Cancelled.")}
             )
-        ran = any(other.started_at for other in self.job_ids)
+        ran = self.env["eyrie.job"].search_count(
+            [("deployment_id", "=", self.id), ("started_at", "!=", False)], limit=1
+        )
         if self.repository_state == "initialize" and not ran:
             # Nothing ran on the cluster yet: the deployment is a draft again.
             self._set_lifecycle(repository_state="draft", state="draft")

@@ -195,7 +195,9 @@ class EyrieDeploymentOdoo(models.Model):
         # Stopping or deleting a database under an Odoo breaks it: the Odoo
         # goes first (its own pause timer usually does, being shorter).
         super()._check_dependents(verb)
-        if verb not in ("pause", "drop", "restore"):
+        if verb not in ("pause", "drop", "restore") or self.deployment_type != "pgo":
+            # Only a PostgreSQL deployment holds an Odoo's database
+            # (_check_database): no query for the others.
             return
         # The check reads other users' Odoo deployments.
         dependents = (

@@ -1,13 +1,15 @@
 import logging
+from collections import defaultdict
 from datetime import timedelta
 
 from markupsafe import escape
 
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import UserError
-from odoo.osv.expression import OR
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
-from odoo.tools import SQL
+from odoo.tools import SQL, split_every
+
+from odoo.addons.queue_job.job import Job
 
 from ..tools.kubernetes_executor import safe_error_text
 from ..tools.transaction import commit_unless_testing
@@ -36,40 +38,48 @@ TIMER_INPUTS = frozenset(
 )
 TIMER_CHANNEL = "root.eyrie.timers"
 DROP_WARNING = "mail.mail_activity_data_warning"
+# The ids of the deployments whose timers moved in this transaction, in
+# cr.precommit.data: they are planned again once, when it is flushed.
+TIMERS_MOVED = "eyrie.timers.moved"
+# Timer jobs are planned for at most this many deployments at once (the
+# identity key prefixes of one search).
+TIMER_PLAN_CHUNK = 1000
+# The states of a queue job that has not started: those queue_job's identity
+# check looks at, and its partial index on identity_key covers.
+NOT_STARTED = ("pending", "enqueued", "wait_dependencies")
+
+
+def _timer_key(deployment_id, eta):
+    return f"eyrie.timer:{deployment_id}:{fields.Datetime.to_string(eta)}"
 
 
 class EyrieDeployment(models.Model):
     """The timers. The cron (``_cron_apply_timers``) is the enforcer: each
-    run applies whatever is due, in batches, each deployment in its own
-    savepoint. Precision comes from one queue job per deployment at its next
-    due time (``_plan_timer_jobs``), planned again whenever that time moves.
-    Nothing sleeps; nothing fires before it is due."""
+    run applies whatever is due, in batches, each batch's actions together
+    in one savepoint, each deployment in a savepoint of its own when one of
+    them fails. Precision comes from one queue job per deployment at its
+    next due time (``_plan_timer_jobs``), planned again whenever that time
+    moves, once per transaction for all the deployments it moved. Nothing
+    sleeps; nothing fires before it is due."""
 
     _inherit = "eyrie.deployment"
 
     def write(self, vals):
         result = super().write(vals)
         if TIMER_INPUTS & vals.keys():
-            self._on_timers_moved()
+            self._timers_moved()
         return result
 
     def unlink(self):
         # A dropped deployment has no timer left to fire.
-        self._timer_jobs().unlink()
-        return super().unlink()
-
-    def _timer_jobs(self, keep=False):
-        """The pending timer jobs of these deployments, but the one whose
-        identity key is ``keep``."""
-        domain = [("state", "=", "pending"), ("identity_key", "!=", keep)]
-        prefixes = [
-            [("identity_key", "=like", f"eyrie.timer:{id_}:%")] for id_ in self.ids
+        pending = [
+            job_id
+            for job_id, _key, state in self._timer_job_rows()
+            if state == "pending"
         ]
-        if not prefixes:
-            # queue_job's records are its managers'; Eyrie handles its own.
-            return self.env["queue.job"].sudo()
         # queue_job's records are its managers'; Eyrie handles its own.
-        return self.env["queue.job"].sudo().search(domain + OR(prefixes))
+        self.env["queue.job"].sudo().browse(pending).unlink()
+        return super().unlink()
 
     @api.model
     def _cron_apply_timers(self, batch_size=200):
@@ -80,6 +90,41 @@ class EyrieDeployment(models.Model):
     # ------------------------------------------------------------------
     # What follows the timers when they move
     # ------------------------------------------------------------------
+
+    def _timers_moved(self):
+        """The timers of these deployments may have moved: they follow
+        (``_on_timers_moved``) when the transaction is flushed for its
+        commit, or at its next savepoint, all the deployments it moved at
+        once. A deploy, a pause or a batch of the cron writes its
+        deployments several times; they are planned again once."""
+        precommit = self.env.cr.precommit
+        moved = precommit.data.get(TIMERS_MOVED)
+        if moved is None:
+            moved = precommit.data[TIMERS_MOVED] = set()
+            # The timers are the system's, whoever moved them; the writer's
+            # user stays the one warnings are not notified to (as before).
+            precommit.add(self.browse().sudo()._follow_moved_timers)
+        moved.update(self.ids)
+
+    def _follow_moved_timers(self):
+        moved = self.env.cr.precommit.data.pop(TIMERS_MOVED, ())
+        self.browse(sorted(moved)).exists()._on_timers_moved()
+        # Called after the main flush, just before the commit: what it wrote
+        # is flushed too (as mail's tracking does).
+        self.env.flush_all()
+
+    def _replan_timers_later(self, description):
+        """One queue job, in the timers' channel, in which the timers of
+        these deployments follow their move (``_replan_timers``)."""
+        # As the timers' own jobs: the system's.
+        self.with_user(SUPERUSER_ID).sudo().with_delay(
+            channel=TIMER_CHANNEL, description=description
+        )._replan_timers()
+
+    def _replan_timers(self):
+        """Queue job: the timers of these deployments moved (their scope's
+        settings changed), their warnings and timer jobs follow."""
+        self.exists()._on_timers_moved()
 
     def _on_timers_moved(self):
         """The deployments' timers may have moved (a deploy, a pause, Keep
@@ -110,19 +155,20 @@ class EyrieDeployment(models.Model):
         there is no drop time any more or none of its warnings is due yet."""
         warnings = self._drop_warnings().grouped("res_id")
         now = fields.Datetime.now()
+        withdrawn = {}
         for deployment in self:
             warning = warnings.get(deployment.id)
             if not warning:
                 continue
             if not deployment.active or not deployment.next_drop_at:
-                deployment._withdraw_drop_warning(warning, deployment._no_drop_reason())
+                withdrawn[deployment] = (warning, deployment._no_drop_reason())
             elif deployment.drop_warned_for == deployment.next_drop_at:
                 # Sent for this very drop time: it is true as it is.
                 continue
             elif deployment._due_drop_warnings(now):
-                deployment._warn_before_drop(now)
+                deployment._warn_before_drop(now, warning)
             else:
-                deployment._withdraw_drop_warning(
+                withdrawn[deployment] = (
                     warning,
                     self.env._(
                         "the drop moved to %(due)s UTC; the warnings start over "
@@ -130,15 +176,26 @@ class EyrieDeployment(models.Model):
                         due=fields.Datetime.to_string(deployment.next_drop_at),
                     ),
                 )
+        if withdrawn:
+            self._withdraw_drop_warnings(withdrawn)
 
-    def _withdraw_drop_warning(self, warning, reason):
-        self.ensure_one()
+    def _withdraw_drop_warnings(self, withdrawn):
+        """``withdrawn``: {deployment: (its warning, why it goes)}."""
         # A pending warning of a drop that will not happen is deleted, not
         # marked done: nobody did anything. The chatter says why it went.
-        warning.unlink()
-        self.sudo()._message_log(
-            body=self.env._("Drop warning withdrawn: %(reason)s", reason=reason)
-        )
+        # The warnings are the system's (as _drop_warnings reads them).
+        self.env["mail.activity"].sudo().browse(
+            [id_ for warning, _reason in withdrawn.values() for id_ in warning.ids]
+        ).unlink()
+        bodies = {
+            deployment.id: self.env._(
+                "Drop warning withdrawn: %(reason)s", reason=reason
+            )
+            for deployment, (_warning, reason) in withdrawn.items()
+        }
+        # One note per deployment, logged together; by the system, whose
+        # warnings they were, whoever moved the timers.
+        self.browse(list(bodies)).sudo()._message_log_batch(bodies)
 
     def _no_drop_reason(self):
         """Why this deployment has no drop time (any more)."""
@@ -174,23 +231,100 @@ class EyrieDeployment(models.Model):
             times.append(max(action_at, blocked) if blocked else action_at)
         return min(filter(None, times), default=None)
 
+    def _timer_job_rows(self):
+        """The timer jobs of these deployments that have not started:
+        [(queue job id, identity key, state)]."""
+        # Their identity keys and states as this transaction has them.
+        self.env["queue.job"].flush_model(["identity_key", "state"])
+        rows = []
+        for ids in split_every(TIMER_PLAN_CHUNK, self.ids):
+            # One prefix per deployment: each is a range of queue_job's
+            # partial index on identity_key (jobs not started), so this reads
+            # their rows only, however many timer jobs wait. In SQL: as a
+            # domain, a thousand prefixes take longer to parse than to find.
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id, identity_key, state FROM queue_job "
+                    "WHERE state IN %s AND (%s)",
+                    NOT_STARTED,
+                    SQL(" OR ").join(
+                        SQL("identity_key LIKE %s", f"eyrie.timer:{id_}:%")
+                        for id_ in ids
+                    ),
+                )
+            )
+            rows += self.env.cr.fetchall()
+        return rows
+
     def _plan_timer_jobs(self):
-        """Keep one pending queue job per deployment, at its next timer
-        (``_run_due_timer``); the identity key holds the time, so a moved
-        timer replaces the job planned for the old time."""
-        for deployment in self.exists():
-            eta = deployment._next_timer_run()
-            key = f"eyrie.timer:{deployment.id}:{fields.Datetime.to_string(eta)}"
-            deployment._timer_jobs(keep=key if eta else False).unlink()
-            if not eta:
-                continue
-            # As the cron did: the automatic actions are the system's.
-            deployment.with_user(SUPERUSER_ID).sudo().with_delay(
-                eta=eta,
+        """Keep one queue job per deployment at its next timer
+        (``_run_due_timer``), for all these deployments at once: one search
+        of their timer jobs; a job planned for another time is moved to the
+        new one (its eta and identity key: the key holds the time), those
+        left over are deleted, the missing ones created in one insert."""
+        # queue_job's records are its managers'; Eyrie handles its own.
+        QueueJob = self.env["queue.job"].sudo()
+        for ids in split_every(TIMER_PLAN_CHUNK, self.ids):
+            deployments = self.browse(ids).exists()
+            jobs_of = defaultdict(list)
+            for row in deployments._timer_job_rows():
+                jobs_of[int(row[1].split(":")[1])].append(row)
+            missing, stale = {}, []
+            for deployment in deployments:
+                eta = deployment._next_timer_run()
+                key = _timer_key(deployment.id, eta) if eta else None
+                jobs = jobs_of[deployment.id]
+                kept = next(
+                    (id_ for id_, job_key, _state in jobs if job_key == key), None
+                )
+                if key and not kept:
+                    # A job handed to a runner already is left to it: it
+                    # applies only what is due.
+                    kept = next(
+                        (id_ for id_, _key, state in jobs if state == "pending"), None
+                    )
+                    if kept:
+                        # The runner hears of it (queue_job's trigger), as of
+                        # a retry queue_job postpones.
+                        QueueJob.browse(kept).write({"eta": eta, "identity_key": key})
+                    else:
+                        missing[deployment.id] = eta
+                # Planned twice (by two transactions at once), or nothing
+                # to plan any more.
+                stale += [
+                    id_
+                    for id_, _key, state in jobs
+                    if id_ != kept and state == "pending"
+                ]
+            QueueJob.browse(stale).unlink()
+            deployments.browse(list(missing))._delay_timer_jobs(missing)
+
+    def _delay_timer_jobs(self, etas):
+        """Create the timer queue jobs of these deployments, at ``etas``
+        ({deployment id: eta}), in one insert. queue_job's with_delay()
+        would search the identity key and then the uuid before each insert:
+        ``_plan_timer_jobs`` searched them all at once."""
+        if not self:
+            return
+        # As the cron did: the automatic actions are the system's.
+        deployments = self.with_user(SUPERUSER_ID).sudo()
+        jobs = [
+            Job(
+                deployment._run_due_timer,
+                eta=etas[deployment.id],
                 channel=TIMER_CHANNEL,
-                identity_key=key,
+                identity_key=_timer_key(deployment.id, etas[deployment.id]),
                 description=self.env._("Eyrie timers of %s", deployment.name),
-            )._run_due_timer()
+            )
+            for deployment in deployments
+        ]
+        QueueJob = self.env["queue.job"]
+        # The values Job.store() creates its record with; queue_job lets
+        # them be written with its sentinel only, and its records are its
+        # managers' (sudo).
+        QueueJob.with_context(_job_edit_sentinel=QueueJob.EDIT_SENTINEL).sudo().create(
+            [job._store_values(create=True) for job in jobs]
+        )
 
     def _run_due_timer(self):
         """The queue job planned at this deployment's next timer: apply what
@@ -204,7 +338,9 @@ class EyrieDeployment(models.Model):
             # Due but not applied (a concurrent action took the row): the
             # periodic run applies it, no busy loop here.
             return
-        self._plan_timer_jobs()
+        # This job has started: the next one is planned when it commits,
+        # with whatever it fired.
+        self._timers_moved()
 
     # ------------------------------------------------------------------
     # Applying what is due
@@ -213,29 +349,31 @@ class EyrieDeployment(models.Model):
     @api.model
     def _apply_due_timers(self, batch_size, only=None, commit=True):
         """Send the due warnings and fire the due pauses and drops, of every
-        deployment or ``only`` those. ``commit``: the cron's batches are
-        committed as they go; a queue job commits when it ends."""
+        deployment or ``only`` those; returns how many were due (fired,
+        refused, or changed meanwhile), but those another transaction holds.
+        ``commit``: the cron's batches are committed as they go; a
+        queue job commits when it ends."""
         now = fields.Datetime.now()
         self._send_drop_warnings(now, limit=batch_size, only=only, commit=commit)
         rows = self._fetch_due_timers(now, limit=batch_size + 1, only=only)
-        batch = rows[:batch_size]
-        notes = {}
-        for deployment_id, verb in batch:
-            note = self.browse(deployment_id)._fire_timer(verb, now)
-            if note:
-                notes[deployment_id] = escape(note)
+        verbs = dict(rows[:batch_size])
+        notes, held = self.browse(list(verbs))._fire_timers(verbs, now)
         if notes:
             # One chatter note per deployment, logged together, without
             # notifying every follower.
-            self.browse(list(notes))._message_log_batch(notes)
-        if batch and commit:
-            # Safe: each action is complete in itself (one savepoint each),
-            # and a batch lost to a crash is still due next run.
+            self.browse(list(notes))._message_log_batch(
+                {deployment_id: escape(note) for deployment_id, note in notes.items()}
+            )
+        if verbs and commit:
+            # Safe: the batch's actions are complete in themselves (one
+            # savepoint, or one per deployment), and a batch lost to a crash
+            # is still due next run.
             commit_unless_testing(self.env.cr)
         if only is None:
             remaining = self._count_due_timers(now) if len(rows) > batch_size else 0
-            self.env["ir.cron"]._notify_progress(done=len(batch), remaining=remaining)
-        return len(batch)
+            self.env["ir.cron"]._notify_progress(done=len(verbs), remaining=remaining)
+        # Those another transaction holds are not counted: theirs to finish.
+        return len(verbs) - len(held)
 
     @api.model
     def _send_drop_warnings(self, now, limit, only=None, commit=True):
@@ -243,17 +381,22 @@ class EyrieDeployment(models.Model):
         if only is not None:
             domain.append(("id", "in", only.ids))
         due = self.search(domain, order="drop_warning_due_at", limit=limit)
+        if not due:
+            return
+        warnings = due._drop_warnings().grouped("res_id")
+        no_warning = self.env["mail.activity"]
         for deployment in due:
             try:
                 with self.env.cr.savepoint():
-                    deployment._warn_before_drop(now)
+                    deployment._warn_before_drop(
+                        now, warnings.get(deployment.id, no_warning)
+                    )
             except Exception:
                 # One bad record never stops the batch; the next run retries.
                 _logger.exception("Drop warning of deployment %s failed", deployment.id)
-                continue
-            if commit:
-                # Safe: each warning is complete in itself.
-                commit_unless_testing(self.env.cr)
+        if commit:
+            # Safe: each warning is complete in itself (its savepoint).
+            commit_unless_testing(self.env.cr)
 
     def _due_drop_warnings(self, now):
         """The lead times whose warning is due now and not sent yet."""
@@ -263,9 +406,10 @@ class EyrieDeployment(models.Model):
             if self.next_drop_at - lead <= now
         ]
 
-    def _warn_before_drop(self, now):
+    def _warn_before_drop(self, now, warning):
         """Warn of the due lead times; each is sent once per drop time, all
-        in the deployment's one warning activity."""
+        in the deployment's one warning activity (``warning``: the drop
+        warnings it has)."""
         self.ensure_one()
         due = self._due_drop_warnings(now)
         if not due:
@@ -282,8 +426,8 @@ class EyrieDeployment(models.Model):
             # The drop itself runs now; its chatter message says so.
             return
         values = self._drop_warning_values(now)
-        warning = self._drop_warnings()
         if not warning:
+            # The warning is the system's, whoever moves the timers.
             self.sudo().activity_schedule(DROP_WARNING, **values)
             return
         # One warning kept true, not one more per lead time: a pile of them,
@@ -365,12 +509,81 @@ class EyrieDeployment(models.Model):
         )
         return self.env.cr.fetchone()[0]
 
-    def _fire_timer(self, verb, now):
-        """Run the due action and block the timer for an hour (whether the
-        action started, was refused or failed); returns the chatter note
-        saying what the timer did. None when another transaction changed
-        the deployment meanwhile: it is left as it was, to the next run.
-        Never raises: one deployment never stops the batch."""
+    def _fire_timers(self, verbs, now):
+        """Run the due actions of these deployments (``verbs``: {id: 'pause'
+        or 'drop'}) and block their timers for an hour. Returns ({id: the
+        chatter note saying what the timer did}, the deployments left to
+        the transactions that hold them). All of them in one savepoint, with
+        one lock and one flush; when one action is refused or fails, each
+        runs again in a savepoint of its own (``_fire_timer``), so that one
+        deployment never stops the others."""
+        deployments = self._lock_free_rows()
+        if deployments is None:
+            # One changed since this transaction began: the batch would fail
+            # on it. Each locks its own row, with its action.
+            deployments = self
+        elif len(deployments) > 1:
+            # Read before the actions: what the timers were when they fired.
+            timers = {d.id: d._timer_description(verbs[d.id]) for d in deployments}
+            try:
+                with self.env.cr.savepoint():
+                    for verb in ("drop", "pause"):
+                        group = deployments.filtered(
+                            lambda d, verb=verb: verbs[d.id] == verb
+                        )
+                        if group:
+                            group._run_action(verb, trigger="timer")
+                    deployments._set_lifecycle(
+                        timer_blocked_until=now + TIMER_RETRY_DELAY,
+                        timer_refusal=False,
+                    )
+            except Exception:  # noqa: BLE001 - each says why below
+                # Rolled back: which one, and why, is for each to say below.
+                _logger.info("Timers: a batch action failed; one at a time")
+            else:
+                notes = {}
+                for deployment in deployments:
+                    verb = verbs[deployment.id]
+                    timer, late = timers[deployment.id]
+                    deployment._log_timer_fired(verb, late)
+                    notes[deployment.id] = deployment._timer_started_note(
+                        verb, timer, late
+                    )
+                return notes, self - deployments
+        notes = {}
+        for deployment in deployments:
+            note = deployment._fire_timer(verbs[deployment.id], now)
+            if note:
+                notes[deployment.id] = note
+        return notes, self - deployments
+
+    def _lock_free_rows(self):
+        """These deployments but those another transaction holds (a user's
+        action, a timer job, the cron on another server), their rows locked
+        for this transaction: the others are theirs to finish, and the next
+        run sees what they did. None when one of them changed since this
+        transaction began (PostgreSQL refuses to lock it)."""
+        if not self:
+            return self
+        try:
+            # Not flushed: nothing is written, nothing to clear on rollback.
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(
+                    SQL(
+                        "SELECT id FROM eyrie_deployment WHERE id IN %s "
+                        "FOR NO KEY UPDATE SKIP LOCKED",
+                        tuple(self.ids),
+                    ),
+                    log_exceptions=False,
+                )
+                locked = {row[0] for row in self.env.cr.fetchall()}
+        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+            return None
+        return self.filtered(lambda d: d.id in locked)
+
+    def _timer_description(self, verb):
+        """(the timer that fires, e.g. ``Pause timer of scope X (1 h after
+        deploy, due at ...)``, and how many seconds late it fires)."""
         self.ensure_one()
         due_at = self.next_drop_at if verb == "drop" else self.next_pause_at
         seconds = self.scope_id[f"deployment_{verb}_after_seconds"]
@@ -383,25 +596,40 @@ class EyrieDeployment(models.Model):
             due=fields.Datetime.to_string(due_at),
         )
         late = max(0, round((fields.Datetime.now() - due_at).total_seconds()))
+        return timer, late
+
+    def _log_timer_fired(self, verb, late):
         _logger.info(
             "Timer: %s of deployment %s fired %s s after it was due",
             verb,
             self.id,
             late,
         )
+
+    def _timer_started_note(self, verb, timer, late):
+        return self.env._(
+            "Automatic %(verb)s started by the %(timer)s, %(late)s s after it was due.",
+            verb=verb,
+            timer=timer,
+            late=late,
+        )
+
+    def _fire_timer(self, verb, now):
+        """Run the due action and block the timer for an hour (whether the
+        action started, was refused or failed); returns the chatter note
+        saying what the timer did. None when another transaction changed
+        the deployment meanwhile: it is left as it was, to the next run.
+        Never raises: one deployment never stops the batch."""
+        self.ensure_one()
+        timer, late = self._timer_description(verb)
+        self._log_timer_fired(verb, late)
         try:
             with self.env.cr.savepoint():
                 self._run_action(verb, trigger="timer")
                 self._set_lifecycle(
                     timer_blocked_until=now + TIMER_RETRY_DELAY, timer_refusal=False
                 )
-            return self.env._(
-                "Automatic %(verb)s started by the %(timer)s, %(late)s s after it "
-                "was due.",
-                verb=verb,
-                timer=timer,
-                late=late,
-            )
+            return self._timer_started_note(verb, timer, late)
         except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
             # A user acted on it meanwhile: the next run sees what they did.
             _logger.info("Timer: deployment %s changed meanwhile; next run", self.id)

@@ -77,6 +77,9 @@ class EyrieJob(models.Model):
         "eyrie.job",
         string="After Job",
         ondelete="set null",
+        # Deleting a job looks up the jobs chained after it: without an
+        # index, a scan of every job per deleted job.
+        index="btree_not_null",
         readonly=True,
         help="This job waits until that job is done, and is cancelled if it fails.",
     )
@@ -89,10 +92,14 @@ class EyrieJob(models.Model):
         help="The company of the deployment; kept after it is dropped.",
     )
 
-    log = fields.Text(readonly=True)
+    # The two large texts are read only where they are shown or used: not
+    # with every other field of a job (the jobs of a deployment's form, the
+    # job in progress, the runner's bookkeeping).
+    log = fields.Text(readonly=True, prefetch=False)
 
     values = fields.Text(
         readonly=True,
+        prefetch=False,
         help="The values the book ran with (JSON), fixed when the job was created.",
     )
 

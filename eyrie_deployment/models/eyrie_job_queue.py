@@ -2,7 +2,7 @@ import logging
 import uuid
 from datetime import timedelta
 
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 from odoo.tools import SQL
 
 from odoo.addons.queue_job.job import Job
@@ -14,6 +14,9 @@ _logger = logging.getLogger(__name__)
 
 # A job due this long and not started says that no job runner runs.
 RUNNER_GRACE_MINUTES = 5
+# The queue jobs stored in the current transaction, by uuid (the data of its
+# precommit callbacks, which Odoo clears with the transaction).
+QUEUED_KEY = "eyrie.job.queued"
 
 
 class EyrieJobQueue(models.Model):
@@ -85,28 +88,58 @@ class EyrieJobQueue(models.Model):
             )
 
     def _enqueue(self, after=None):
-        """The queue job that runs each job, in its cluster's channel; with
+        """The queue job that runs each job, in its cluster's channel, under
+        the job's ``queue_job_uuid`` (set here when the job has none); with
         ``after`` (the job these are chained after), it waits until that
-        job's queue job is done."""
-        parent = (
-            Job.load(self.env, after.queue_job_uuid)
-            if after and after.queue_job_uuid
-            else None
-        )
+        job's queue job is done.
+
+        Built with queue_job's ``Job`` rather than ``with_delay``: the queue
+        job of a new job is new, and the identity key (which names the job,
+        for queue_job's screens and the benchmarks) needs no look-up."""
+        queued_now = self.env.cr.precommit.data.setdefault(QUEUED_KEY, {})
+        parent = None
+        if after and after.queue_job_uuid:
+            # Queued in this transaction (an initialize job before its deploy
+            # job): as it was stored, without loading it again.
+            parent = queued_now.get(after.queue_job_uuid) or Job.load(
+                self.env, after.queue_job_uuid
+            )
         for job in self:
-            queued = job.with_delay(
-                channel=job.cluster_id._job_channel_name(),
+            if not job.queue_job_uuid:
+                job.queue_job_uuid = str(uuid.uuid4())
+            queued = Job(
+                job._run_queued,
+                channel=job._channel_name(job.cluster_id.id),
                 description=job.env._("Eyrie: %s", job.display_name),
                 identity_key=f"eyrie.job:{job.id}",
-            )._run_queued()
+                job_uuid=job.queue_job_uuid,
+            )
             if parent:
                 # queue_job follows dependencies inside one graph only.
                 parent.graph_uuid = parent.graph_uuid or str(uuid.uuid4())
                 queued.graph_uuid = parent.graph_uuid
                 queued.add_depends({parent})
-                queued.store()
                 parent.store()
-            job.queue_job_uuid = queued.uuid
+            job._store_new(queued)
+            queued_now[queued.uuid] = queued
+
+    def _store_new(self, queued):
+        """Store the queue job ``queued``, new: as queue_job's ``Job.store()``
+        stores a job it does not find, without first looking it up by its
+        uuid (this job's, generated with it)."""
+        QueueJob = queued.env["queue.job"]
+        # queue_job's records are its managers'; as Job.store() does.
+        QueueJob.with_context(_job_edit_sentinel=QueueJob.EDIT_SENTINEL).sudo().create(
+            queued._store_values(create=True)
+        )
+
+    @api.model
+    @tools.ormcache("cluster_id")
+    def _channel_name(self, cluster_id):
+        """The complete name of the channel of cluster ``cluster_id``, which
+        every job queued names: kept in Odoo's cache, which a change of any
+        channel clears (``queue_job_channel.py``)."""
+        return self.env["eyrie.cluster"].browse(cluster_id)._job_channel_name()
 
     def _cancel_queue_jobs(self):
         uuids = [uuid for uuid in self.mapped("queue_job_uuid") if uuid]

@@ -5,6 +5,7 @@ import os
 import socket
 import threading
 from datetime import timedelta
+from typing import NamedTuple
 
 from odoo import fields, models
 from odoo.exceptions import UserError
@@ -38,6 +39,15 @@ RETRY_DELAYS = (5, 10, 20, 40)
 # A run that stopped mid-way (its worker died, or a concurrency error rolled
 # it back) resumes from its last step; this many times, then the job fails.
 MAX_RESTARTS = 3
+# What a run commits on its cursor (taken, a step done, waiting, ended) need
+# not wait for the disk: the queue job's own end, which queue_job commits
+# durably on its cursor right after the run returns or yields, makes it
+# durable too (the write-ahead log is flushed in order). Until then only a
+# crash of the database server itself may lose it, and that requeues the
+# queue job as any queue job in progress; a worker that dies loses nothing.
+# Set for the session of the run's cursor, queue_job's for this run alone:
+# Odoo resets a connection before it lends it to another cursor.
+NOT_DURABLE = SQL("SET synchronous_commit TO OFF;")
 
 
 class JobFailure(Exception):
@@ -58,10 +68,59 @@ class RunLog(list):
 
     def __init__(self, lines=(), scrub=None):
         super().__init__(lines)
-        self.scrub = scrub or Scrubber()
+        self._secrets = ()
+        self._scrub = scrub
+
+    def mask(self, secrets):
+        """Mask the strings ``secrets`` from now on. The scrubber is built
+        when a text is first stored: a run masks its secrets, then the
+        objects it rendered from them, and mostly stores nothing between."""
+        self._secrets = secrets
+        self._scrub = None
+
+    @property
+    def scrub(self):
+        if self._scrub is None:
+            self._scrub = Scrubber(self._secrets)
+        return self._scrub
 
     def text(self):
         return self.scrub("\n".join(self))
+
+
+class JobRun:
+    """One run of a job as plain data, read once when the run takes the job:
+    each of its commits clears Odoo's cache, which would read the job again,
+    its log and values with it."""
+
+    def __init__(self, row, log):
+        self.deployment_id = row["deployment_id"]
+        self.book_id = row["book_id"]
+        self.book_name = row["book_name"]
+        self.cluster_id = row["cluster_id"]
+        self.action = row["action"]
+        self.values = row["values"]
+        self.step_index = row["step_index"] or 0
+        self.attempt = row["attempt"] or 0
+        self.wait_deadline = row["wait_deadline"]
+        self.log = log
+
+    def progress(self):
+        """The job's fields that say how far the run got."""
+        return {
+            "step_index": self.step_index,
+            "attempt": self.attempt,
+            "wait_deadline": self.wait_deadline or False,
+        }
+
+
+class RenderedStep(NamedTuple):
+    """A step of the book rendered for the run, as plain data."""
+
+    label: str
+    kind: str
+    template: str
+    documents: list
 
 
 class EyrieJobRunner(models.Model):
@@ -104,61 +163,67 @@ class EyrieJobRunner(models.Model):
     def _run_queued(self):
         """Run the book, or resume it where it stopped. The queue job's
         function (Allow Commit: it runs on a cursor of its own, committed
-        at each step so that progress shows and survives a crash). A wait
-        or a retry gives the worker back: the same queue job runs again at
-        its time (queue_job's ``RetryableJobError``)."""
+        when it is taken, after each step that did something but the last,
+        and when it ends, so that progress shows and survives a crash). A
+        wait or a retry gives the worker back: the same queue job runs again
+        at its time (queue_job's ``RetryableJobError``)."""
         self.ensure_one()
-        log = RunLog(self.log.splitlines() if self.log else [], self._scrubber())
-        if not self._take(log):
+        run = self._take()
+        if run is None:
             return
         try:
-            self._run_steps(log)
+            self._run_steps(run)
         except JobYield as pause:
-            self._yield(log, pause.not_before)
+            self._yield(run, pause.not_before)
         except JobFailure as failure:
-            self._fail(log, str(failure))
+            self._fail(run, str(failure))
         except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
             # queue_job runs the queue job again shortly; the job resumes
             # from its last committed step.
             raise
         except Exception as error:
             _logger.exception("Eyrie job %s failed unexpectedly", self.id)
-            self._fail(log, self.env._("Unexpected error: %s", safe_error_text(error)))
+            self._fail(run, self.env._("Unexpected error: %s", safe_error_text(error)))
         else:
-            self._finish("done", log, False)
+            self._end(run)
 
-    def _scrubber(self, objects=()):
-        """What masks this job's secrets (the books' ``secrets`` of its
-        deployment, and the Secrets among ``objects``, rendered) in the
-        texts it stores."""
-        deployment = self.deployment_id
-        if not deployment:
-            return Scrubber()
-        return Scrubber(secret_strings(deployment._template_secrets(), objects))
-
-    def _take(self, log):
-        """Mark the job running and commit; False when there is nothing to
-        run (cancelled meanwhile, not due yet, or given up)."""
+    def _take(self):
+        """Mark the job running and commit. Returns the run (what it needs of
+        the job, read with the lock), or None when there is nothing to run
+        (cancelled meanwhile, not due yet, or given up)."""
         self.flush_recordset()
         self.env.cr.execute(
             SQL(
-                "SELECT state, not_before FROM eyrie_job WHERE id = %s "
-                "FOR NO KEY UPDATE NOWAIT",
+                """
+                %s
+                SELECT job.state, job.not_before, job.started_at, job.worker,
+                       job.restarts, job.step_index, job.attempt,
+                       job.wait_deadline, job.deployment_id, job.book_id,
+                       book.name AS book_name, job.cluster_id, job.action,
+                       job.values, job.log, previous.state AS previous_state
+                  FROM eyrie_job job
+                  JOIN eyrie_deployment_book book ON book.id = job.book_id
+                  LEFT JOIN eyrie_job previous ON previous.id = job.previous_job_id
+                 WHERE job.id = %s
+                   FOR NO KEY UPDATE OF job NOWAIT
+                """,
+                NOT_DURABLE,
                 self.id,
             )
         )
-        row = self.env.cr.fetchone()
-        if not row or row[0] in FINAL_STATES:
-            return False
-        state, not_before = row
-        now = fields.Datetime.now()
-        previous = self.previous_job_id
-        if previous and previous.state != "done":
+        row = self.env.cr.dictfetchone()
+        if not row or row["state"] in FINAL_STATES:
+            return None
+        if row["previous_state"] not in (None, "done"):
             # Its outcome queues this job again (or cancels it).
-            return False
+            return None
+        state, not_before = row["state"], row["not_before"]
+        now = fields.Datetime.now()
         if state == "pending" and not_before and not_before > now:
             # Never early: a wait or retry resumes at its time.
             raise _postponed(not_before, now)
+        # Stored scrubbed: what the run adds to it is masked as it is stored.
+        run = JobRun(row, RunLog(row["log"].splitlines() if row["log"] else []))
         vals = {
             "state": "running",
             "worker": f"{socket.gethostname()}:{os.getpid()}:"
@@ -166,108 +231,148 @@ class EyrieJobRunner(models.Model):
             "not_before": False,
         }
         if state == "running":
-            vals["restarts"] = self.restarts + 1
+            # NULL read as Odoo reads it.
+            worker = row["worker"] or False
+            vals["restarts"] = (row["restarts"] or 0) + 1
             if vals["restarts"] > MAX_RESTARTS:
-                self.write(vals)
+                self._write_own(vals)
                 self._finish(
                     "failed",
-                    log,
+                    run.log,
                     self.env._(
                         "The job stopped mid-way %(count)s times (its worker died or "
                         "was restarted), last on %(worker)s, after step "
                         "%(step)s. Run the action again.",
                         count=vals["restarts"],
-                        worker=self.worker,
-                        step=self.step_index,
+                        worker=worker,
+                        step=run.step_index,
                     ),
                 )
-                return False
-            log.append(
+                return None
+            run.log.append(
                 self.env._(
                     "Resumed after step %(step)s: the run on %(worker)s stopped "
                     "mid-way.",
-                    step=self.step_index,
-                    worker=self.worker,
+                    step=run.step_index,
+                    worker=worker,
                 )
             )
-            vals["log"] = log.text()
-        if not self.started_at:
+            vals["log"] = run.log.text()
+        if not row["started_at"]:
             vals["started_at"] = now
-        self.write(vals)
+        self._write_own(vals)
         # Users see it run, and a crash from here on resumes it.
         self._commit()
-        return True
+        return run
 
-    def _run_steps(self, log):
-        deployment = self.deployment_id
-        if not deployment:
-            raise JobFailure(self.env._("The deployment of this job no longer exists."))
-        context = deployment._template_context(
-            json.loads(self.values) if self.values else None
+    def _write_own(self, vals):
+        """Write the run's bookkeeping ``vals`` on the job's row, which the
+        run holds: one statement, where the ORM would first ask the database
+        for the transaction's time (``write_date``). Nothing else depends on
+        these fields but what is computed on reading."""
+        columns = [
+            SQL(
+                "%s = %s",
+                SQL.identifier(name),
+                self._fields[name].convert_to_column(value, self),
+            )
+            for name, value in vals.items()
+        ]
+        self.env.cr.execute(
+            SQL(
+                "UPDATE eyrie_job SET %s, write_uid = %s, "
+                "write_date = (now() AT TIME ZONE 'UTC') WHERE id = %s",
+                SQL(", ").join(columns),
+                self.env.uid,
+                self.id,
+            )
         )
-        steps = self.book_id.step_ids
+        self.invalidate_recordset([*vals, "write_uid", "write_date"])
+
+    def _run_steps(self, run):
+        log = run.log
+        if not run.deployment_id:
+            raise JobFailure(self.env._("The deployment of this job no longer exists."))
+        deployment = self.env["eyrie.deployment"].browse(run.deployment_id)
+        cluster = self.env["eyrie.cluster"].browse(run.cluster_id)
+        context = deployment._template_context(
+            json.loads(run.values) if run.values else None
+        )
+        log.mask(secret_strings(context["secrets"]))
+        # The book's order within one book, without joining the book.
+        steps = self.env["eyrie.deployment.book.step"].search_fetch(
+            [("book_id", "=", run.book_id)],
+            ["name", "kind", "template"],
+            order="sequence, id",
+        )
         if not log:
             log.append(
                 self.env._(
                     "Book %(book)s on cluster %(cluster)s: %(count)s step(s)",
-                    book=self.book_id.name,
-                    cluster=self.cluster_id.name,
+                    book=run.book_name,
+                    cluster=cluster.name,
                     count=len(steps),
                 )
             )
-        rendered = self._render_book(deployment, context, steps, log)
+        rendered = self._render_book(deployment, context, steps, cluster, log)
         try:
-            namespaces = deployment._namespaces_read(self.action)
+            namespaces = deployment._namespaces_read(run.action)
         except UserError as error:
             raise JobFailure(error.args[0]) from error
-        objects = [obj for _label, _step, documents in rendered for obj in documents]
-        log.scrub = Scrubber(secret_strings(context["secrets"], objects))
+        objects = [obj for step in rendered for obj in step.documents]
+        log.mask(secret_strings(context["secrets"], objects))
         connection = self.env._("Cluster connection")
         try:
-            executor = self.cluster_id._get_executor(
+            executor = cluster._get_executor(
                 deployment.namespace, deployment._cluster_labels()
             )
             executor.check_objects(objects)
         except (ClusterConnectionError, TransientStepError) as error:
-            self._retry_or_fail(connection, error, log)
+            self._retry_or_fail(connection, error, run)
         except StepError as error:
             raise JobFailure(f"{connection} failed: {error}") from error
-        self._check_namespace_owners(executor, namespaces, log)
-        for position, (label, step, documents) in enumerate(rendered, start=1):
-            if position <= self.step_index:
+        self._check_namespace_owners(executor, namespaces, run)
+        for position, step in enumerate(rendered, start=1):
+            if position <= run.step_index:
                 continue
-            if documents:
-                self._run_step(executor, label, step, documents, log)
+            if step.documents:
+                self._run_step(executor, step, run)
             else:
                 # Done as well: the progress counts it, a resume goes past it.
                 log.append(
                     self.env._(
                         "%(step)s: skipped (%(reason)s)",
-                        step=label,
-                        reason=self._skip_reason(step),
+                        step=step.label,
+                        reason=self._skip_reason(step.template),
                     )
                 )
-            self.write({"step_index": position, "attempt": 0, "wait_deadline": False})
-            self._heartbeat(log)
+            run.step_index = position
+            run.attempt = 0
+            run.wait_deadline = False
+            if step.documents and position < len(rendered):
+                # A skipped step costs nothing to go over again; the last
+                # one is recorded with the job's end, in the same
+                # transaction.
+                self._heartbeat(run)
 
-    def _run_step(self, executor, label, step, documents, log):
+    def _run_step(self, executor, step, run):
         try:
-            lines = executor.run_step(step.kind, documents)
+            lines = executor.run_step(step.kind, step.documents)
         except StepPending as pending:
-            self._wait_or_fail(label, pending, log)
+            self._wait_or_fail(step.label, pending, run)
         except (ClusterConnectionError, TransientStepError) as error:
-            self._retry_or_fail(label, error, log)
+            self._retry_or_fail(step.label, error, run)
         except StepError as error:
-            log.append(f"{label}: FAILED")
-            raise JobFailure(f"{label} failed: {error}") from error
-        log.append(f"{label}:")
-        log.extend(f"  {line}" for line in lines)
+            run.log.append(f"{step.label}: FAILED")
+            raise JobFailure(f"{step.label} failed: {error}") from error
+        run.log.append(f"{step.label}:")
+        run.log.extend(f"  {line}" for line in lines)
 
-    def _skip_reason(self, step):
-        """Why ``step``, whose template rendered no object, did nothing: what
-        its template's ``{# skipped: ... #}`` comment says, else the
+    def _skip_reason(self, template):
+        """Why a step whose ``template`` rendered no object did nothing: what
+        the template's ``{# skipped: ... #}`` comment says, else the
         conditions that held all it outputs, else only that."""
-        given, conditions = skip_reason(step.template)
+        given, conditions = skip_reason(template)
         if given:
             return given
         if len(conditions) == 1:
@@ -276,20 +381,20 @@ class EyrieJobRunner(models.Model):
             return self.env._("its conditions are false: %s", "; ".join(conditions))
         return self.env._("its template rendered no object")
 
-    def _check_namespace_owners(self, executor, namespaces, log):
+    def _check_namespace_owners(self, executor, namespaces, run):
         """The namespaces the book reads besides its own are the ones Eyrie
         created for the deployments it reads: else nothing runs."""
         label = self.env._("Ownership of the namespaces read")
         try:
             executor.check_namespace_owners(namespaces)
         except (ClusterConnectionError, TransientStepError) as error:
-            self._retry_or_fail(label, error, log)
+            self._retry_or_fail(label, error, run)
         except StepError as error:
-            log.append(self.env._("Refused: %s", error))
+            run.log.append(self.env._("Refused: %s", error))
             raise JobFailure(f"{label}: {error}") from error
 
-    def _render_book(self, deployment, context, steps, log):
-        """(label, step, objects) for every step of the book, checked against
+    def _render_book(self, deployment, context, steps, cluster, log):
+        """Every step of the book rendered (``RenderedStep``), checked against
         the deployment's boundary as a whole before anything runs: a book
         that would leave it fails without a single call to the cluster."""
         rendered = []
@@ -307,22 +412,22 @@ class EyrieJobRunner(models.Model):
             except (TemplateRenderError, StepError) as error:
                 log.append(f"{label}: FAILED")
                 raise JobFailure(f"{label} failed: {error}") from error
-            rendered.append((label, step, documents))
+            rendered.append(RenderedStep(label, step.kind, step.template, documents))
         try:
             deployment._check_confined(
-                [(label, step.kind, documents) for label, step, documents in rendered],
-                self.cluster_id,
+                [(step.label, step.kind, step.documents) for step in rendered],
+                cluster,
             )
         except ConfinementError as error:
             log.append(self.env._("Refused: %s", error))
             raise JobFailure(str(error)) from error
         return rendered
 
-    def _wait_or_fail(self, label, pending, log):
+    def _wait_or_fail(self, label, pending, run):
         """Yield until the next check, or fail once the wait timed out."""
         now = fields.Datetime.now()
-        if not self.wait_deadline:
-            log.append(
+        if not run.wait_deadline:
+            run.log.append(
                 self.env._(
                     "%(step)s: waiting up to %(timeout)s s: %(status)s",
                     step=label,
@@ -330,9 +435,9 @@ class EyrieJobRunner(models.Model):
                     status=pending.status,
                 )
             )
-            self.wait_deadline = now + timedelta(seconds=pending.timeout)
-        elif now >= self.wait_deadline:
-            log.append(f"{label}: FAILED")
+            run.wait_deadline = now + timedelta(seconds=pending.timeout)
+        elif now >= run.wait_deadline:
+            run.log.append(f"{label}: FAILED")
             message = self.env._(
                 "%(step)s failed: timed out after %(timeout)s s: %(status)s",
                 step=label,
@@ -344,16 +449,16 @@ class EyrieJobRunner(models.Model):
                     "What the pods printed and the namespace's events: the Logs "
                     "button of the deployment."
                 )
-                log.append(hint)
+                run.log.append(hint)
                 message = f"{message}. {hint}"
             raise JobFailure(message)
         raise JobYield(now + timedelta(seconds=pending.interval))
 
-    def _retry_or_fail(self, label, error, log):
+    def _retry_or_fail(self, label, error, run):
         """Yield until the next attempt, or fail after the last one."""
-        attempt = self.attempt + 1
+        attempt = run.attempt + 1
         if attempt >= MAX_ATTEMPTS:
-            log.append(f"{label}: FAILED")
+            run.log.append(f"{label}: FAILED")
             raise JobFailure(
                 self.env._(
                     "%(step)s failed after %(attempts)s attempts: %(error)s",
@@ -363,7 +468,7 @@ class EyrieJobRunner(models.Model):
                 )
             )
         delay = RETRY_DELAYS[attempt - 1]
-        log.append(
+        run.log.append(
             self.env._(
                 "%(step)s: attempt %(attempt)s of %(max)s failed: %(error)s; "
                 "retrying in %(delay)s s",
@@ -374,15 +479,16 @@ class EyrieJobRunner(models.Model):
                 delay=delay,
             )
         )
-        self.attempt = attempt
+        run.attempt = attempt
         raise JobYield(fields.Datetime.now() + timedelta(seconds=delay))
 
-    def _yield(self, log, not_before):
-        self.write(
+    def _yield(self, run, not_before):
+        self._write_own(
             {
                 "state": "pending",
                 "not_before": not_before,
-                "log": log.text(),
+                "log": run.log.text(),
+                **run.progress(),
             }
         )
         # Safe: the job is consistent as pending; queue_job runs its queue
@@ -390,37 +496,91 @@ class EyrieJobRunner(models.Model):
         self._commit()
         raise _postponed(not_before, fields.Datetime.now())
 
-    def _heartbeat(self, log):
-        self.write({"log": log.text()})
+    def _heartbeat(self, run):
+        self._write_own({"log": run.log.text(), **run.progress()})
         # Progress is visible, and a crash resumes after this step.
         self._commit()
 
-    def _fail(self, log, error_message):
+    def _end(self, run, state="done", error_message=False):
+        """End the job, done in the transaction of its last step: what the
+        run read to render the book is still in Odoo's cache for the outcome.
+        Its deployment may have changed meanwhile (a user's edit, a timer):
+        then the end is recorded again, once, on a fresh snapshot, rather
+        than the whole run resumed."""
+        try:
+            self._finish(state, run.log, error_message, vals=run.progress())
+        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+            _logger.info("Eyrie job %s: recording its end again", self.id)
+            self.env.cr.rollback()
+            self.env.invalidate_all()
+            self._finish(state, run.log, error_message, vals=run.progress())
+
+    def _fail(self, run, error_message):
         """Fail the job with the first cause. What the run did since its
         last commit is undone first: after a database error the transaction
         is aborted, and nothing else could be recorded on it."""
         self.env.cr.rollback()
         self.env.invalidate_all()
-        self._finish("failed", log, error_message)
+        self._end(run, "failed", error_message)
 
-    def _finish(self, state, log, error_message, check_running=True, commit=True):
-        """End the job in ``state`` and apply its outcome to its deployment;
-        committed unless ``commit`` is False (a caller inside a savepoint
-        commits itself)."""
+    def _finish(
+        self, state, log, error_message, check_running=True, commit=True, vals=None
+    ):
+        """End the job in ``state`` (with ``vals``, in the same write) and
+        apply its outcome to its deployment; committed unless ``commit`` is
+        False (a caller inside a savepoint commits itself)."""
+        end = (state, log, error_message, check_running, vals)
+        if not self._write_end(*end):
+            return
+        if not (commit and self._may_commit()):
+            # Inside the caller's transaction: a savepoint keeps the job's
+            # end when its outcome cannot be applied.
+            try:
+                with self.env.cr.savepoint():
+                    self._apply_outcome()
+            except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+                # Not the outcome's fault: the caller tries again.
+                raise
+            except Exception as error:
+                _logger.exception("Eyrie job %s: recording its outcome failed", self.id)
+                self._outcome_failed(error)
+            return
+        try:
+            self._apply_outcome()
+            self._commit()
+        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+            raise
+        except Exception as error:
+            _logger.exception("Eyrie job %s: recording its outcome failed", self.id)
+            # On a cursor of its own: all of it undone, then the job's end
+            # recorded again, failed with the reason (no savepoint needed on
+            # the way that succeeds).
+            self.env.cr.rollback()
+            self.env.invalidate_all()
+            if self._write_end(*end):
+                self._outcome_failed(error)
+            self._commit()
+
+    def _write_end(self, state, log, error_message, check_running, vals):
+        """Write the job's end; False when it ended meanwhile (a run given up
+        on) and ``check_running``. Its state is read without a lock: in
+        Odoo's repeatable-read transactions, a change committed since this
+        one's snapshot makes the write below fail (a serialization error,
+        which the caller retries on a fresh snapshot) rather than overwrite
+        it."""
         self.flush_recordset()
-        self.env.cr.execute(
-            SQL("SELECT state FROM eyrie_job WHERE id = %s FOR UPDATE", self.id)
-        )
-        current = self.env.cr.fetchone()[0]
+        self.invalidate_recordset(["state"])
+        current = self.state
         if check_running and current != "running":
             _logger.warning(
                 "Eyrie job %s ended while %s; result ignored", self.id, current
             )
             self.invalidate_recordset()
-            return
+            return False
         scrub = getattr(log, "scrub", None) or Scrubber()
         self.write(
             {
+                **(vals or {}),
                 "state": state,
                 "ended_at": fields.Datetime.now(),
                 "log": scrub("\n".join(log)),
@@ -428,23 +588,19 @@ class EyrieJobRunner(models.Model):
                 "not_before": False,
             }
         )
-        try:
-            with self.env.cr.savepoint():
-                self._apply_outcome()
-        except Exception as error:
-            _logger.exception("Eyrie job %s: recording its outcome failed", self.id)
-            self.write(
-                {
-                    "state": "failed",
-                    "error_message": self.env._(
-                        "The book ran, but its outcome could not be recorded: %s",
-                        safe_error_text(error),
-                    ),
-                }
-            )
-            self._apply_outcome()
-        if commit:
-            self._commit()
+        return True
+
+    def _outcome_failed(self, error):
+        self.write(
+            {
+                "state": "failed",
+                "error_message": self.env._(
+                    "The book ran, but its outcome could not be recorded: %s",
+                    safe_error_text(error),
+                ),
+            }
+        )
+        self._apply_outcome()
 
     def _apply_outcome(self):
         deployment = self.deployment_id
@@ -455,13 +611,17 @@ class EyrieJobRunner(models.Model):
         elif self.state == "done" and deployment:
             deployment._on_job_done(self)
 
+    def _may_commit(self):
+        # The crons that fail lost jobs run on the test's own cursor in
+        # tests, which must not commit.
+        return isinstance(self.env.cr, TestCursor) or not in_test()
+
     def _commit(self):
         # Safe: the queue job runs on a cursor of its own (Allow Commit; in
         # tests, a test cursor, whose commit ends a savepoint), and every
         # call ends a consistent unit (a job taken, a step logged, a job
-        # finished). The crons that fail lost jobs run on the test's own
-        # cursor in tests, which must not commit.
-        if isinstance(self.env.cr, TestCursor) or not in_test():
+        # finished).
+        if self._may_commit():
             self.env.cr.commit()  # pylint: disable=invalid-commit
 
 

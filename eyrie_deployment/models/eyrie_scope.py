@@ -3,6 +3,7 @@ from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
+from odoo.tools import split_every
 
 from ..tools.values import ValuesError, check_hostname, check_values, parse_json_object
 
@@ -17,6 +18,10 @@ TIMER_FIELDS = frozenset(
         "drop_warning_hours",
     }
 )
+# A change of the timers that moves more deployments than this moves them in
+# queue jobs of this many each, not in the manager's request.
+TIMERS_MOVED_INLINE = 200
+TIMERS_MOVED_JOB_SIZE = 1000
 VALUE_KEY_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 LEAD_TIMES_RE = re.compile(r"^\s*\d+(\.\d+)?\s*(,\s*\d+(\.\d+)?\s*)*$")
 
@@ -179,15 +184,38 @@ class EyrieScope(models.Model):
             self._check_cluster_change(vals["cluster_id"])
         result = super().write(vals)
         if TIMER_FIELDS & vals.keys():
-            # The deployments' timers moved (their stored times are computed,
-            # not written): their warnings, refusals and timer jobs follow.
-            self.env["eyrie.deployment"].sudo().search(
-                [
-                    ("scope_id", "in", self.ids),
-                    ("repository_state", "in", ("deploy", "pause")),
-                ]
-            )._on_timers_moved()
+            self._timers_moved()
         return result
+
+    def _timers_moved(self):
+        """The deployments' timers moved (their stored times are computed,
+        not written): their warnings, refusals and timer jobs follow. With
+        this transaction for a few deployments; for more, in queue jobs of
+        the timers' channel, so that the manager's request does not wait
+        for thousands (until they run, the cron and the timer jobs already
+        apply the new times: they read the stored ones)."""
+        # The timers are the system's: every deployment of the scope
+        # follows, whoever may read it.
+        Deployment = self.env["eyrie.deployment"].sudo()
+        ids = Deployment._search(
+            [
+                ("scope_id", "in", self.ids),
+                ("repository_state", "in", ("deploy", "pause")),
+            ],
+            order="id",
+        )
+        deployments = Deployment.browse(ids)
+        if len(deployments) <= TIMERS_MOVED_INLINE:
+            deployments._timers_moved()
+            return
+        for chunk in split_every(TIMERS_MOVED_JOB_SIZE, deployments.ids):
+            deployments.browse(chunk)._replan_timers_later(
+                self.env._(
+                    "Eyrie: timers of scope %(scope)s moved (%(count)s deployments)",
+                    scope=", ".join(self.mapped("name")),
+                    count=len(chunk),
+                )
+            )
 
     def _check_cluster_change(self, cluster_id):
         # The live deployments' objects are on the current cluster: moving the

@@ -19,10 +19,12 @@ from . import test_odoo_container
 from . import test_openapi_schemas
 from . import test_owner_login
 from . import test_platform
+from . import test_runner_costs
 from . import test_security
 from . import test_shipped_books_faults
 from . import test_templates
 from . import test_tenancy
+from . import test_timer_batches
 from . import test_timers
 from . import test_tour
 from . import test_upgrade

@@ -133,6 +133,8 @@ class TestPlatformTimers(EyrieCase):
         # Keep Awake moves the timer: the job moves with it, still one.
         with freeze_time(T0 + timedelta(seconds=30)):
             deployment.action_keep_awake()
+            # The timers follow their move when the transaction commits.
+            self._flush_tracking()
         timer_job = queued(self.env, "_run_due_timer")
         self.assertEqual(len(timer_job), 1)
         self.assertEqual(timer_job.eta, deployment.next_pause_at)
@@ -178,6 +180,7 @@ class TestPlatformTimers(EyrieCase):
             queued(self.env, "_run_due_timer").eta, T0 + timedelta(hours=2)
         )
         self.scope.deployment_pause_after_seconds = HOUR
+        self._flush_tracking()
         self.assertEqual(
             queued(self.env, "_run_due_timer").mapped("eta"), [T0 + timedelta(hours=1)]
         )
@@ -236,6 +239,7 @@ class TestPlatformTimers(EyrieCase):
         # at its time.
         with freeze_time(drop_at - timedelta(minutes=30)):
             deployment.action_keep_awake()
+            self._flush_tracking()
         self.assertEqual(len(warnings()), 1)
         self.assertIn("will be dropped in 4 h", warnings().summary)
         self.assertEqual(

@@ -245,6 +245,8 @@ class TestTimers(EyrieCase):
         deployment = self._refused_pause()
         with freeze_time(T0 + timedelta(hours=1, minutes=5)):
             deployment.action_keep_awake()
+            # The timers follow their move when the transaction commits.
+            self._flush_tracking()
         self.assertFalse(deployment.timer_refusal)
         self.assertEqual(
             self._summary(deployment, T0 + timedelta(hours=1, minutes=5)),
@@ -423,6 +425,7 @@ class TestDropWarnings(EyrieCase):
         deployment = self._warned()
         with freeze_time(self.DROP_AT - timedelta(hours=1)):
             deployment.action_keep_awake()
+            self._flush_tracking()
         warning = self._warnings(deployment.id)
         self.assertEqual(len(warning), 1)
         self.assertEqual(warning.summary, "acme will be dropped in 5 h")
@@ -437,6 +440,7 @@ class TestDropWarnings(EyrieCase):
     def test_drop_protection_withdraws_the_warning(self):
         deployment = self._warned()
         deployment.with_user(self.manager).drop_protected = True
+        self._flush_tracking()
         self.assertFalse(self._warnings(deployment.id))
         self.assertIn("Drop warning withdrawn", self._messages(deployment))
         self.assertIn("protected against drop", self._messages(deployment))
@@ -460,11 +464,13 @@ class TestDropWarnings(EyrieCase):
         deployment = self._warned()
         with freeze_time(self.DROP_AT - timedelta(hours=1)):
             self.scope.deployment_drop_after_seconds = 7 * DAY + 3 * HOUR
+            self._flush_tracking()
         warning = self._warnings(deployment.id)
         self.assertEqual(len(warning), 1)
         self.assertEqual(warning.summary, "acme will be dropped in 4 h")
         self.assertEqual(warning.date_deadline, date(2026, 3, 10))
         self.scope.allow_drop = False
+        self._flush_tracking()
         self.assertFalse(self._warnings(deployment.id))
         self.assertIn("does not allow drop", self._messages(deployment))
 

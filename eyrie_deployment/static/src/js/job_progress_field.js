@@ -25,15 +25,25 @@ function isUserTyping() {
     return element.isContentEditable || element.matches("input, textarea, select");
 }
 
+/** The id of a many2one as the record holds it ([id, name]) or as read. */
+function plainValue(value) {
+    return Array.isArray(value) ? value[0] : value || false;
+}
+
 /**
- * Reloads the record of the calling field component every `delay`
+ * Follows the record of the calling field component every `delay`
  * milliseconds while the field (the record's active job) is set, so that the
  * view shows the job's outcome without a manual refresh.
  *
+ * - each tick reads only the fields that move when a job starts or ends (the
+ *   field itself, and the record's `state` and `runner_missing` where the
+ *   view has them), and reloads the whole record only when one of them
+ *   changed: a form with many jobs, backups and messages is not read again
+ *   every few seconds for nothing;
  * - starts when the field gets a value, stops as soon as it is empty;
  * - never reloads a dirty record, nor while the user is typing in a field;
  *   it tries again at the next tick;
- * - one reload at a time: the next one is planned once the previous ended;
+ * - one tick at a time: the next one is planned once the previous ended;
  * - stops on unmount;
  * - when the record is gone (a drop job deletes its deployment), it says so
  *   and leaves the form.
@@ -41,10 +51,27 @@ function isUserTyping() {
 export function useJobProgress({ delay = JOB_PROGRESS_DELAY } = {}) {
     const component = useComponent();
     const notification = useService("notification");
+    const orm = useService("orm");
     let timeout = null;
     let alive = true;
 
     const hasActiveJob = (record) => Boolean(record.data[component.props.name]);
+    const mayReload = (record) => alive && !record.dirty && !isUserTyping();
+
+    /** Whether the server's record differs in a watched field (or is gone). */
+    async function changedOnServer(record) {
+        const watched = [component.props.name, "state", "runner_missing"].filter(
+            (name) => name in record.fields
+        );
+        // load=false: a many2one as its id alone, without its name.
+        const [values] = await orm.read(record.resModel, [record.resId], watched, {
+            load: false,
+        });
+        return (
+            !values ||
+            watched.some((name) => plainValue(values[name]) !== plainValue(record.data[name]))
+        );
+    }
 
     function stop() {
         if (timeout !== null) {
@@ -65,9 +92,11 @@ export function useJobProgress({ delay = JOB_PROGRESS_DELAY } = {}) {
         if (!alive || !hasActiveJob(record)) {
             return;
         }
-        if (!record.dirty && !isUserTyping()) {
+        if (mayReload(record)) {
             try {
-                await record.load();
+                if ((await changedOnServer(record)) && mayReload(record)) {
+                    await record.load();
+                }
             } catch (error) {
                 if (error instanceof FetchRecordError) {
                     recordGone(record);

@@ -1,4 +1,5 @@
 from . import eyrie_backup_bucket_mixin
+from . import eyrie_cached_settings_mixin
 from . import eyrie_cluster
 from . import eyrie_cluster_backup
 from . import eyrie_deployment_book
@@ -32,6 +33,7 @@ from . import eyrie_clone_wizard
 from . import eyrie_job
 from . import eyrie_job_runner
 from . import eyrie_job_queue
+from . import queue_job
 from . import queue_job_channel
 from . import res_config_settings
 from . import ir_http

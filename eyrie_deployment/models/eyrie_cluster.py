@@ -30,7 +30,7 @@ class EyrieCluster(models.Model):
 
     _name = "eyrie.cluster"
     _description = "Eyrie Cluster"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "eyrie.cached.settings.mixin"]
     _order = "name, id"
 
     name = fields.Char(required=True, tracking=True)

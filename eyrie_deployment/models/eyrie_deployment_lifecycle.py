@@ -58,11 +58,15 @@ class EyrieDeployment(models.Model):
         deployments = self.with_context(eyrie_job_trigger=trigger)
         deployments._lock_rows()
         jobs = self.env["eyrie.job"]
-        for deployment in deployments:
-            deployment._check_action_allowed(verb)
-            started = deployment._dispatch(verb, **arguments)
-            if isinstance(started, models.BaseModel) and started._name == "eyrie.job":
-                jobs |= started
+        with jobs._enqueued_together():
+            for deployment in deployments:
+                deployment._check_action_allowed(verb)
+                started = deployment._dispatch(verb, **arguments)
+                if (
+                    isinstance(started, models.BaseModel)
+                    and started._name == "eyrie.job"
+                ):
+                    jobs |= started
         return jobs
 
     def _verb_words(self, verb):
@@ -112,19 +116,9 @@ class EyrieDeployment(models.Model):
                     "Deployment %(name)s is archived; restore it first.", name=self.name
                 )
             )
-        # Jobs are the system's records: users only read them.
-        running = (
-            self.env["eyrie.job"]
-            .sudo()
-            .search(
-                [
-                    ("deployment_id", "=", self.id),
-                    ("state", "in", ("pending", "running")),
-                ],
-                order="id",
-                limit=1,
-            )
-        )
+        # Jobs are the system's records: users only read them. Computed for
+        # all the deployments of the action at once (a batch of the timers).
+        running = self.sudo().active_job_id
         if running:
             raise UserError(
                 self.env._(

@@ -47,6 +47,9 @@ TIMER_PLAN_CHUNK = 1000
 # The states of a queue job that has not started: those queue_job's identity
 # check looks at, and its partial index on identity_key covers.
 NOT_STARTED = ("pending", "enqueued", "wait_dependencies")
+# A timer job due this long ago that has not run is lost (cancelled or
+# deleted in queue_job's screens): the cron plans it again.
+LOST_TIMER_JOB_GRACE = timedelta(minutes=10)
 
 
 def _timer_key(deployment_id, eta):
@@ -64,6 +67,16 @@ class EyrieDeployment(models.Model):
 
     _inherit = "eyrie.deployment"
 
+    timer_job_at = fields.Datetime(
+        string="Timer Job Planned At",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        help="When the queue job of this deployment's timers runs next. It may "
+        "run before the next timer is due (a deploy or Keep Awake moved the "
+        "timer later): it then fires nothing and plans the next one.",
+    )
+
     def write(self, vals):
         result = super().write(vals)
         if TIMER_INPUTS & vals.keys():
@@ -71,6 +84,10 @@ class EyrieDeployment(models.Model):
         return result
 
     def unlink(self):
+        moved = self.env.cr.precommit.data.get(TIMERS_MOVED)
+        if moved:
+            # Nothing left to plan for them.
+            moved.difference_update(self.ids)
         # A dropped deployment has no timer left to fire.
         pending = [
             job_id
@@ -84,8 +101,11 @@ class EyrieDeployment(models.Model):
     @api.model
     def _cron_apply_timers(self, batch_size=200):
         """Pause and drop the deployments whose scope timers are due, and
-        send the warnings due. Returns how many timers fired."""
-        return self._apply_due_timers(batch_size)
+        send the warnings due; plan again the timer jobs that got lost.
+        Returns how many timers fired."""
+        fired = self._apply_due_timers(batch_size)
+        self._replan_lost_timer_jobs(batch_size)
+        return fired
 
     # ------------------------------------------------------------------
     # What follows the timers when they move
@@ -107,8 +127,13 @@ class EyrieDeployment(models.Model):
         moved.update(self.ids)
 
     def _follow_moved_timers(self):
-        moved = self.env.cr.precommit.data.pop(TIMERS_MOVED, ())
-        self.browse(sorted(moved)).exists()._on_timers_moved()
+        moved = self.browse(sorted(self.env.cr.precommit.data.pop(TIMERS_MOVED, ())))
+        # Those this transaction holds in its cache exist (it deleted none
+        # of them: ``unlink`` takes them out of the set); only the others
+        # are looked up.
+        active = self._fields["active"]
+        unknown = moved.filtered(lambda d: not self.env.cache.contains(d, active))
+        ((moved - unknown) | unknown.exists())._on_timers_moved()
         # Called after the main flush, just before the commit: what it wrote
         # is flushed too (as mail's tracking does).
         self.env.flush_all()
@@ -153,10 +178,15 @@ class EyrieDeployment(models.Model):
         """Keep each deployment's drop warning true to its drop time: moved
         with it while a lead time is due for the new time, withdrawn when
         there is no drop time any more or none of its warnings is due yet."""
-        warnings = self._drop_warnings().grouped("res_id")
+        # A deployment never warned has no warning: none to look for (the
+        # time warned for is written before the warning is scheduled).
+        warned = self.filtered("drop_warned_for")
+        if not warned:
+            return
+        warnings = warned._drop_warnings().grouped("res_id")
         now = fields.Datetime.now()
         withdrawn = {}
-        for deployment in self:
+        for deployment in warned:
             warning = warnings.get(deployment.id)
             if not warning:
                 continue
@@ -256,48 +286,120 @@ class EyrieDeployment(models.Model):
             rows += self.env.cr.fetchall()
         return rows
 
+    def _needs_timer_job_plan(self, eta, now):
+        """Whether this deployment's timer job must be planned for ``eta``
+        (its next timer run, or None). A job planned for later than ``eta``
+        is moved; one planned for earlier is left as it is: it runs, fires
+        nothing that is not due, and plans the next. A deploy, a pause or
+        Keep Awake moves the timers later: their job stays, no queue job is
+        read or written on the way. One already due runs now and plans the
+        next itself."""
+        planned = self.timer_job_at
+        if not planned:
+            return bool(eta)
+        return planned > now and bool(eta) and eta < planned
+
     def _plan_timer_jobs(self):
-        """Keep one queue job per deployment at its next timer
-        (``_run_due_timer``), for all these deployments at once: one search
-        of their timer jobs; a job planned for another time is moved to the
-        new one (its eta and identity key: the key holds the time), those
-        left over are deleted, the missing ones created in one insert."""
+        """Keep a queue job per deployment, at its next timer or before it
+        (``_run_due_timer``), for all these deployments at once: for those
+        that need one (``_needs_timer_job_plan``), one search of their timer
+        jobs; a job planned for another time is moved to the new one (its eta
+        and identity key: the key holds the time), those left over are
+        deleted, the missing ones created in one insert."""
+        now = fields.Datetime.now()
+        etas = {}
+        for deployment in self:
+            eta = deployment._next_timer_run()
+            if deployment._needs_timer_job_plan(eta, now):
+                etas[deployment.id] = eta
+        for ids in split_every(TIMER_PLAN_CHUNK, list(etas)):
+            self.browse(ids)._replan_timer_jobs({id_: etas[id_] for id_ in ids})
+
+    def _replan_timer_jobs(self, etas):
+        """Plan the timer jobs of these deployments at ``etas`` ({deployment
+        id: eta or None}), whatever they had."""
         # queue_job's records are its managers'; Eyrie handles its own.
         QueueJob = self.env["queue.job"].sudo()
-        for ids in split_every(TIMER_PLAN_CHUNK, self.ids):
-            deployments = self.browse(ids).exists()
-            jobs_of = defaultdict(list)
-            for row in deployments._timer_job_rows():
-                jobs_of[int(row[1].split(":")[1])].append(row)
-            missing, stale = {}, []
-            for deployment in deployments:
-                eta = deployment._next_timer_run()
-                key = _timer_key(deployment.id, eta) if eta else None
-                jobs = jobs_of[deployment.id]
+        jobs_of = defaultdict(list)
+        for row in self._timer_job_rows():
+            jobs_of[int(row[1].split(":")[1])].append(row)
+        missing, stale = {}, []
+        for deployment in self:
+            eta = etas.get(deployment.id)
+            key = _timer_key(deployment.id, eta) if eta else None
+            jobs = jobs_of[deployment.id]
+            kept = next((id_ for id_, job_key, _state in jobs if job_key == key), None)
+            if key and not kept:
+                # A job handed to a runner already is left to it: it
+                # applies only what is due.
                 kept = next(
-                    (id_ for id_, job_key, _state in jobs if job_key == key), None
+                    (id_ for id_, _key, state in jobs if state == "pending"), None
                 )
-                if key and not kept:
-                    # A job handed to a runner already is left to it: it
-                    # applies only what is due.
-                    kept = next(
-                        (id_ for id_, _key, state in jobs if state == "pending"), None
-                    )
-                    if kept:
-                        # The runner hears of it (queue_job's trigger), as of
-                        # a retry queue_job postpones.
-                        QueueJob.browse(kept).write({"eta": eta, "identity_key": key})
-                    else:
-                        missing[deployment.id] = eta
-                # Planned twice (by two transactions at once), or nothing
-                # to plan any more.
-                stale += [
-                    id_
-                    for id_, _key, state in jobs
-                    if id_ != kept and state == "pending"
-                ]
-            QueueJob.browse(stale).unlink()
-            deployments.browse(list(missing))._delay_timer_jobs(missing)
+                if kept:
+                    # The runner hears of it (queue_job's trigger), as of
+                    # a retry queue_job postpones.
+                    QueueJob.browse(kept).write({"eta": eta, "identity_key": key})
+                else:
+                    missing[deployment.id] = eta
+            # Planned twice (by two transactions at once), or nothing
+            # to plan any more.
+            stale += [
+                id_ for id_, _key, state in jobs if id_ != kept and state == "pending"
+            ]
+        QueueJob.browse(stale).unlink()
+        self.browse(list(missing))._delay_timer_jobs(missing)
+        self._write_timer_job_at(etas)
+
+    def _write_timer_job_at(self, etas):
+        """Record when each deployment's timer job runs ({id: eta or None}):
+        in one statement, as bookkeeping (no write date, nothing computed
+        from it), after the transaction's flush."""
+        if not etas:
+            return
+        self.env.cr.execute(
+            SQL(
+                "UPDATE eyrie_deployment AS d SET timer_job_at = v.at "
+                "FROM (VALUES %s) AS v(id, at) WHERE d.id = v.id",
+                SQL(", ").join(
+                    SQL("(%s, %s::timestamp)", id_, eta or None)
+                    for id_, eta in etas.items()
+                ),
+            )
+        )
+        # As written: the next planning in this transaction reads nothing.
+        self.env.cache.update(
+            self.browse(list(etas)),
+            self._fields["timer_job_at"],
+            [eta or None for eta in etas.values()],
+        )
+
+    @api.model
+    def _replan_lost_timer_jobs(self, limit):
+        """Plan again the timer jobs due for a while that never ran: lost
+        in queue_job's screens (cancelled, deleted). Until then the cron
+        applies their timers, minutes late at most."""
+        # Archived ones too: their job, if any, is left over. Not those a job
+        # runs for: their timers move when it ends, and the next run sees
+        # them.
+        lost = self.with_context(active_test=False).search(
+            [
+                ("timer_job_at", "<", fields.Datetime.now() - LOST_TIMER_JOB_GRACE),
+                ("state", "not in", IN_FLIGHT_STATES),
+            ],
+            limit=limit,
+        )
+        if not lost:
+            return
+        _logger.info("Timers: planning %s lost timer jobs again", len(lost))
+        now = fields.Datetime.now()
+        etas = {}
+        for deployment in lost:
+            eta = deployment._next_timer_run()
+            # Due now at the latest: planned in the past, it would count as
+            # lost again at the next run.
+            etas[deployment.id] = eta and max(eta, now)
+        # As the timers' own planning: the system's.
+        lost.sudo()._replan_timer_jobs(etas)
 
     def _delay_timer_jobs(self, etas):
         """Create the timer queue jobs of these deployments, at ``etas``
@@ -340,6 +442,7 @@ class EyrieDeployment(models.Model):
             return
         # This job has started: the next one is planned when it commits,
         # with whatever it fired.
+        self._write_timer_job_at({self.id: None})
         self._timers_moved()
 
     # ------------------------------------------------------------------

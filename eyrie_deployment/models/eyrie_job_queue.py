@@ -1,5 +1,6 @@
 import logging
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 
 from odoo import api, fields, models, tools
@@ -17,6 +18,9 @@ RUNNER_GRACE_MINUTES = 5
 # The queue jobs stored in the current transaction, by uuid (the data of its
 # precommit callbacks, which Odoo clears with the transaction).
 QUEUED_KEY = "eyrie.job.queued"
+# The queue jobs of an action on many deployments, stored together when it
+# ends (``_enqueued_together``), in cr.precommit.data.
+DEFERRED_KEY = "eyrie.job.deferred"
 
 
 class EyrieJobQueue(models.Model):
@@ -96,7 +100,9 @@ class EyrieJobQueue(models.Model):
         Built with queue_job's ``Job`` rather than ``with_delay``: the queue
         job of a new job is new, and the identity key (which names the job,
         for queue_job's screens and the benchmarks) needs no look-up."""
-        queued_now = self.env.cr.precommit.data.setdefault(QUEUED_KEY, {})
+        data = self.env.cr.precommit.data
+        queued_now = data.setdefault(QUEUED_KEY, {})
+        deferred = data.get(DEFERRED_KEY)
         parent = None
         if after and after.queue_job_uuid:
             # Queued in this transaction (an initialize job before its deploy
@@ -119,18 +125,42 @@ class EyrieJobQueue(models.Model):
                 parent.graph_uuid = parent.graph_uuid or str(uuid.uuid4())
                 queued.graph_uuid = parent.graph_uuid
                 queued.add_depends({parent})
-                parent.store()
-            job._store_new(queued)
+                if deferred is None or parent not in deferred:
+                    parent.store()
+            if deferred is None:
+                job._store_new([queued])
+            else:
+                deferred.append(queued)
             queued_now[queued.uuid] = queued
 
+    @contextmanager
+    def _enqueued_together(self):
+        """The queue jobs of the jobs created inside, stored in one insert
+        when it ends (an action on many deployments: a batch of the timers);
+        nothing stored if it raises."""
+        data = self.env.cr.precommit.data
+        if DEFERRED_KEY in data:
+            # Inside another: stored with its own.
+            yield
+            return
+        deferred = data[DEFERRED_KEY] = []
+        try:
+            yield
+        finally:
+            data.pop(DEFERRED_KEY, None)
+        self._store_new(deferred)
+
     def _store_new(self, queued):
-        """Store the queue job ``queued``, new: as queue_job's ``Job.store()``
-        stores a job it does not find, without first looking it up by its
-        uuid (this job's, generated with it)."""
-        QueueJob = queued.env["queue.job"]
+        """Store the queue jobs ``queued`` (a list), new: as queue_job's
+        ``Job.store()`` stores a job it does not find, without first looking
+        it up by its uuid (this job's, generated with it), all in one
+        insert."""
+        if not queued:
+            return
+        QueueJob = self.env["queue.job"]
         # queue_job's records are its managers'; as Job.store() does.
         QueueJob.with_context(_job_edit_sentinel=QueueJob.EDIT_SENTINEL).sudo().create(
-            queued._store_values(create=True)
+            [job._store_values(create=True) for job in queued]
         )
 
     @api.model

@@ -1,9 +1,11 @@
+import functools
 import json
 import logging
 import math
 import os
 import socket
 import threading
+import time
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -39,15 +41,34 @@ RETRY_DELAYS = (5, 10, 20, 40)
 # A run that stopped mid-way (its worker died, or a concurrency error rolled
 # it back) resumes from its last step; this many times, then the job fails.
 MAX_RESTARTS = 3
-# What a run commits on its cursor (taken, a step done, waiting, ended) need
-# not wait for the disk: the queue job's own end, which queue_job commits
-# durably on its cursor right after the run returns or yields, makes it
+# What a run commits on its cursor (a step done, waiting, ended; taken when
+# it did not start with its queue job) need not wait for the disk: the queue
+# job's own end, which queue_job commits durably on its cursor right after
+# the run returns or yields, makes it
 # durable too (the write-ahead log is flushed in order). Until then only a
 # crash of the database server itself may lose it, and that requeues the
 # queue job as any queue job in progress; a worker that dies loses nothing.
 # Set for the session of the run's cursor, queue_job's for this run alone:
 # Odoo resets a connection before it lends it to another cursor.
 NOT_DURABLE = SQL("SET synchronous_commit TO OFF;")
+# A run commits its progress after a step at most this often (seconds): a
+# crash resumes after the last step committed, and going over a step again
+# applies the same objects; a book of quick steps commits when it ends.
+HEARTBEAT_SECONDS = 1.0
+# The fields of a job that others are computed from.
+COMPUTED_FROM = frozenset({"state", "not_before", "started_at", "ended_at"})
+# The job taken when queue_job started its queue job, in this thread:
+# (job id, what the run needs of it), until the run picks it up. queue_job
+# starts a queue job and then runs it in the same thread.
+_started = threading.local()
+
+
+@functools.lru_cache(maxsize=128)
+def _scrubber(secrets):
+    """The scrubber of ``secrets`` (a tuple), built once per process for the
+    deployments whose jobs run here: its patterns cost more to build than
+    to apply."""
+    return Scrubber(secrets)
 
 
 class JobFailure(Exception):
@@ -81,7 +102,7 @@ class RunLog(list):
     @property
     def scrub(self):
         if self._scrub is None:
-            self._scrub = Scrubber(self._secrets)
+            self._scrub = _scrubber(tuple(self._secrets))
         return self._scrub
 
     def text(self):
@@ -104,6 +125,8 @@ class JobRun:
         self.attempt = row["attempt"] or 0
         self.wait_deadline = row["wait_deadline"]
         self.log = log
+        # When its progress was last committed (time.monotonic()).
+        self.committed_at = time.monotonic()
 
     def progress(self):
         """The job's fields that say how far the run got."""
@@ -163,12 +186,14 @@ class EyrieJobRunner(models.Model):
     def _run_queued(self):
         """Run the book, or resume it where it stopped. The queue job's
         function (Allow Commit: it runs on a cursor of its own, committed
-        when it is taken, after each step that did something but the last,
-        and when it ends, so that progress shows and survives a crash). A
+        after each step that did something but the last, and when it ends,
+        so that progress shows and survives a crash). The job was marked
+        running when queue_job started its queue job, in that transaction
+        (``_take_when_started``); else it is taken here, and committed. A
         wait or a retry gives the worker back: the same queue job runs again
         at its time (queue_job's ``RetryableJobError``)."""
         self.ensure_one()
-        run = self._take()
+        run = self._started_run() or self._take()
         if run is None:
             return
         try:
@@ -187,11 +212,99 @@ class EyrieJobRunner(models.Model):
         else:
             self._end(run)
 
+    def _take_when_started(self):
+        """Take the job in the transaction in which queue_job starts its
+        queue job (``queue.job``'s ``write``), committed with it; the run
+        that follows in this thread picks it up (``_started_run``). A job
+        that is not pending and due is left to the run (``_take``)."""
+        _started.run = None
+        for job in self:
+            row = job._take_ready(fields.Datetime.now(), durable=True)
+            if row:
+                _started.run = (job.id, row)
+
+    def _started_run(self):
+        started, _started.run = getattr(_started, "run", None), None
+        if not started or started[0] != self.id:
+            return None
+        row = started[1]
+        return JobRun(row, RunLog(row["log"].splitlines() if row["log"] else []))
+
     def _take(self):
         """Mark the job running and commit. Returns the run (what it needs of
         the job, read with the lock), or None when there is nothing to run
         (cancelled meanwhile, not due yet, or given up)."""
         self.flush_recordset()
+        now = fields.Datetime.now()
+        row = self._take_ready(now)
+        if row is None:
+            # Not a pending job ready to run: why, read with the lock.
+            return self._take_other(now)
+        # Stored scrubbed: what the run adds to it is masked as it is stored.
+        run = JobRun(row, RunLog(row["log"].splitlines() if row["log"] else []))
+        # Users see it run, and a crash from here on resumes it.
+        self._commit()
+        return run
+
+    def _worker_name(self):
+        return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
+
+    def _take_ready(self, now, durable=False):
+        """Take the job in one statement when it is pending, due and after
+        a job done (the way nearly every run starts): its row locked,
+        marked running, and what the run needs of it returned. None when it
+        is not such a job. ``durable``: in queue_job's transaction, whose
+        commit waits for the disk as queue_job wants it."""
+        # The row is locked by the update itself; a job another transaction
+        # changed since this one's snapshot fails it (a serialization
+        # error: queue_job runs the queue job again).
+        self.env.cr.execute(
+            SQL(
+                """
+                %(not_durable)s
+                UPDATE eyrie_job job
+                   SET state = 'running', worker = %(worker)s, not_before = NULL,
+                       started_at = COALESCE(job.started_at, %(now)s),
+                       write_uid = %(uid)s,
+                       write_date = (now() AT TIME ZONE 'UTC')
+                 WHERE job.id = %(id)s
+                   AND job.state = 'pending'
+                   AND (job.not_before IS NULL OR job.not_before <= %(now)s)
+                   AND (job.previous_job_id IS NULL OR EXISTS (
+                        SELECT 1 FROM eyrie_job previous
+                         WHERE previous.id = job.previous_job_id
+                           AND previous.state = 'done'))
+             RETURNING job.step_index, job.attempt, job.wait_deadline,
+                       job.deployment_id, job.book_id, job.cluster_id, job.action,
+                       job.values, job.log,
+                       (SELECT name FROM eyrie_deployment_book
+                         WHERE id = job.book_id) AS book_name
+                """,
+                not_durable=SQL() if durable else NOT_DURABLE,
+                id=self.id,
+                now=now,
+                worker=self._worker_name(),
+                uid=self.env.uid,
+            )
+        )
+        row = self.env.cr.dictfetchone()
+        if row:
+            self.invalidate_recordset(
+                [
+                    "state",
+                    "worker",
+                    "not_before",
+                    "started_at",
+                    "write_uid",
+                    "write_date",
+                ]
+            )
+        return row
+
+    def _take_other(self, now):
+        """Take a job that ``_take_ready`` did not: one that stopped mid-way
+        (its worker died) resumes, one not due yet is postponed, anything
+        else is left alone (None)."""
         self.env.cr.execute(
             SQL(
                 """
@@ -218,18 +331,12 @@ class EyrieJobRunner(models.Model):
             # Its outcome queues this job again (or cancels it).
             return None
         state, not_before = row["state"], row["not_before"]
-        now = fields.Datetime.now()
         if state == "pending" and not_before and not_before > now:
             # Never early: a wait or retry resumes at its time.
             raise _postponed(not_before, now)
         # Stored scrubbed: what the run adds to it is masked as it is stored.
         run = JobRun(row, RunLog(row["log"].splitlines() if row["log"] else []))
-        vals = {
-            "state": "running",
-            "worker": f"{socket.gethostname()}:{os.getpid()}:"
-            f"{threading.current_thread().name}",
-            "not_before": False,
-        }
+        vals = {"state": "running", "worker": self._worker_name(), "not_before": False}
         if state == "running":
             # NULL read as Odoo reads it.
             worker = row["worker"] or False
@@ -265,11 +372,23 @@ class EyrieJobRunner(models.Model):
         self._commit()
         return run
 
-    def _write_own(self, vals):
+    def _prime_cache(self, run):
+        """Put in Odoo's cache what the run read of the job and never
+        changes, so that its end reads nothing more of it (each commit
+        empties Odoo's cache)."""
+        for name in ("deployment_id", "book_id", "cluster_id", "action"):
+            field = self._fields[name]
+            value = getattr(run, name)
+            self.env.cache.update(self, field, [field.convert_to_cache(value, self)])
+
+    def _write_own(self, vals, only_running=False, durable=True):
         """Write the run's bookkeeping ``vals`` on the job's row, which the
         run holds: one statement, where the ORM would first ask the database
-        for the transaction's time (``write_date``). Nothing else depends on
-        these fields but what is computed on reading."""
+        for the transaction's time (``write_date``). With ``only_running``,
+        only while the job is running; returns whether it was written.
+        Nothing stored depends on these fields; the values written are the
+        cache's. Not ``durable``: written by a run, whose commits need not
+        wait for the disk (``NOT_DURABLE``)."""
         columns = [
             SQL(
                 "%s = %s",
@@ -280,14 +399,26 @@ class EyrieJobRunner(models.Model):
         ]
         self.env.cr.execute(
             SQL(
-                "UPDATE eyrie_job SET %s, write_uid = %s, "
-                "write_date = (now() AT TIME ZONE 'UTC') WHERE id = %s",
+                "%sUPDATE eyrie_job SET %s, write_uid = %s, "
+                "write_date = (now() AT TIME ZONE 'UTC') WHERE id = %s%s",
+                SQL() if durable else NOT_DURABLE,
                 SQL(", ").join(columns),
                 self.env.uid,
                 self.id,
+                SQL(" AND state = 'running'") if only_running else SQL(),
             )
         )
-        self.invalidate_recordset([*vals, "write_uid", "write_date"])
+        if not self.env.cr.rowcount:
+            return False
+        self.invalidate_recordset(["write_uid", "write_date"])
+        for name, value in vals.items():
+            field = self._fields[name]
+            self.env.cache.update(self, field, [field.convert_to_cache(value, self)])
+        # What is computed from them on reading (a duration, a deployment's
+        # job in progress) is computed again; the run's own bookkeeping
+        # (log, progress, worker) has nothing computed from it.
+        self.modified([name for name in vals if name in COMPUTED_FROM])
+        return True
 
     def _run_steps(self, run):
         log = run.log
@@ -295,16 +426,14 @@ class EyrieJobRunner(models.Model):
             raise JobFailure(self.env._("The deployment of this job no longer exists."))
         deployment = self.env["eyrie.deployment"].browse(run.deployment_id)
         cluster = self.env["eyrie.cluster"].browse(run.cluster_id)
+        # Read from memory, not from the database, at every run.
+        cluster._load_cached_settings()
+        deployment.scope_id._load_cached_settings()
         context = deployment._template_context(
             json.loads(run.values) if run.values else None
         )
         log.mask(secret_strings(context["secrets"]))
-        # The book's order within one book, without joining the book.
-        steps = self.env["eyrie.deployment.book.step"].search_fetch(
-            [("book_id", "=", run.book_id)],
-            ["name", "kind", "template"],
-            order="sequence, id",
-        )
+        steps = self.env["eyrie.deployment.book.step"]._book_steps(run.book_id)
         if not log:
             log.append(
                 self.env._(
@@ -484,12 +613,13 @@ class EyrieJobRunner(models.Model):
 
     def _yield(self, run, not_before):
         self._write_own(
-            {
+            durable=False,
+            vals={
                 "state": "pending",
                 "not_before": not_before,
                 "log": run.log.text(),
                 **run.progress(),
-            }
+            },
         )
         # Safe: the job is consistent as pending; queue_job runs its queue
         # job again at ``not_before``.
@@ -497,9 +627,13 @@ class EyrieJobRunner(models.Model):
         raise _postponed(not_before, fields.Datetime.now())
 
     def _heartbeat(self, run):
-        self._write_own({"log": run.log.text(), **run.progress()})
+        now = time.monotonic()
+        if now - run.committed_at < HEARTBEAT_SECONDS:
+            return
+        self._write_own({"log": run.log.text(), **run.progress()}, durable=False)
         # Progress is visible, and a crash resumes after this step.
         self._commit()
+        run.committed_at = now
 
     def _end(self, run, state="done", error_message=False):
         """End the job, done in the transaction of its last step: what the
@@ -508,12 +642,18 @@ class EyrieJobRunner(models.Model):
         then the end is recorded again, once, on a fresh snapshot, rather
         than the whole run resumed."""
         try:
-            self._finish(state, run.log, error_message, vals=run.progress())
+            self._prime_cache(run)
+            self._finish(
+                state, run.log, error_message, vals=run.progress(), durable=False
+            )
         except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
             _logger.info("Eyrie job %s: recording its end again", self.id)
             self.env.cr.rollback()
             self.env.invalidate_all()
-            self._finish(state, run.log, error_message, vals=run.progress())
+            self._prime_cache(run)
+            self._finish(
+                state, run.log, error_message, vals=run.progress(), durable=False
+            )
 
     def _fail(self, run, error_message):
         """Fail the job with the first cause. What the run did since its
@@ -524,12 +664,19 @@ class EyrieJobRunner(models.Model):
         self._end(run, "failed", error_message)
 
     def _finish(
-        self, state, log, error_message, check_running=True, commit=True, vals=None
+        self,
+        state,
+        log,
+        error_message,
+        check_running=True,
+        commit=True,
+        vals=None,
+        durable=True,
     ):
         """End the job in ``state`` (with ``vals``, in the same write) and
         apply its outcome to its deployment; committed unless ``commit`` is
         False (a caller inside a savepoint commits itself)."""
-        end = (state, log, error_message, check_running, vals)
+        end = (state, log, error_message, check_running, vals, durable)
         if not self._write_end(*end):
             return
         if not (commit and self._may_commit()):
@@ -561,34 +708,31 @@ class EyrieJobRunner(models.Model):
                 self._outcome_failed(error)
             self._commit()
 
-    def _write_end(self, state, log, error_message, check_running, vals):
+    def _write_end(self, state, log, error_message, check_running, vals, durable):
         """Write the job's end; False when it ended meanwhile (a run given up
-        on) and ``check_running``. Its state is read without a lock: in
-        Odoo's repeatable-read transactions, a change committed since this
-        one's snapshot makes the write below fail (a serialization error,
-        which the caller retries on a fresh snapshot) rather than overwrite
-        it."""
+        on) and ``check_running``. One statement, on the row only while it
+        is running: in Odoo's repeatable-read transactions, a change
+        committed since this one's snapshot makes it fail (a serialization
+        error, which the caller retries on a fresh snapshot) rather than
+        overwrite it."""
         self.flush_recordset()
-        self.invalidate_recordset(["state"])
-        current = self.state
-        if check_running and current != "running":
-            _logger.warning(
-                "Eyrie job %s ended while %s; result ignored", self.id, current
-            )
-            self.invalidate_recordset()
-            return False
         scrub = getattr(log, "scrub", None) or Scrubber()
-        self.write(
-            {
-                **(vals or {}),
-                "state": state,
-                "ended_at": fields.Datetime.now(),
-                "log": scrub("\n".join(log)),
-                "error_message": scrub(error_message) if error_message else False,
-                "not_before": False,
-            }
+        ended = {
+            **(vals or {}),
+            "state": state,
+            "ended_at": fields.Datetime.now(),
+            "log": scrub("\n".join(log)),
+            "error_message": scrub(error_message) if error_message else False,
+            "not_before": False,
+        }
+        if self._write_own(ended, only_running=check_running, durable=durable):
+            return True
+        self.invalidate_recordset(["state"])
+        _logger.warning(
+            "Eyrie job %s ended while %s; result ignored", self.id, self.state
         )
-        return True
+        self.invalidate_recordset()
+        return False
 
     def _outcome_failed(self, error):
         self.write(

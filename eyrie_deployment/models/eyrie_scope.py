@@ -31,7 +31,7 @@ class EyrieScope(models.Model):
 
     _name = "eyrie.scope"
     _description = "Eyrie Scope"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "eyrie.cached.settings.mixin"]
     _order = "name, id"
 
     name = fields.Char(required=True, tracking=True)

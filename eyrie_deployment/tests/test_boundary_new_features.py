@@ -483,37 +483,21 @@ class TestHostnames(BoundaryCase):
             "lookalike.preview.example.com",
         )
 
+    def _foreign_ingress(self, host):
+        """An Ingress Eyrie did not create, serving ``host``, in namespace
+        team-web."""
+        self.core.create_namespace({"metadata": {"name": "team-web"}})
+        backend = {"service": {"name": "site", "port": {"number": 80}}}
+        path = {"path": "/", "pathType": "Prefix", "backend": backend}
+        rule = {"host": host, "http": {"paths": [path]}}
+        k8s.NetworkingV1Api(self.api).create_namespaced_ingress(
+            "team-web", {"metadata": {"name": "site"}, "spec": {"rules": [rule]}}
+        )
+
     @mute_logger(RUNNER_LOGGER)
     def test_a_host_served_by_a_foreign_ingress_is_refused(self):
         host = "web.preview.example.com"
-        self.core.create_namespace({"metadata": {"name": "team-web"}})
-        k8s.NetworkingV1Api(self.api).create_namespaced_ingress(
-            "team-web",
-            {
-                "metadata": {"name": "site"},
-                "spec": {
-                    "rules": [
-                        {
-                            "host": host,
-                            "http": {
-                                "paths": [
-                                    {
-                                        "path": "/",
-                                        "pathType": "Prefix",
-                                        "backend": {
-                                            "service": {
-                                                "name": "site",
-                                                "port": {"number": 80},
-                                            }
-                                        },
-                                    }
-                                ]
-                            },
-                        }
-                    ]
-                },
-            },
-        )
+        self._foreign_ingress(host)
         before = self.emulator.get(INGRESS, "Ingress", "site", namespace="team-web")
         deployment_id = self._create("web")
         self.assertEqual(self._read(deployment_id, "hostname")["hostname"], host)
@@ -534,6 +518,28 @@ class TestHostnames(BoundaryCase):
             if host in {rule.get("host") for rule in ingress["spec"]["rules"]}
         ]
         self.assertEqual(serving, [("team-web", "site")])
+
+    @mute_logger(RUNNER_LOGGER)
+    def test_a_fleet_update_lists_the_clusters_ingresses_once(self):
+        first, second = self._create("web-one"), self._create("web-two")
+        self._act(first, "deploy")
+        self.assertEqual(self._read(first, "state")["state"], "deploy")
+        # Within seconds, the next deploy checks its host against that list:
+        # it no longer asks for every Ingress of the cluster.
+        self.emulator.fail("GET", "networking.k8s.io/v1/ingresses", 500, times=None)
+        self._act(second, "deploy")
+        self.assertEqual(self._read(second, "state")["state"], "deploy")
+
+    @mute_logger(RUNNER_LOGGER)
+    def test_a_host_seen_taken_is_checked_again(self):
+        self._foreign_ingress("web.preview.example.com")
+        deployment_id = self._create("web")
+        self._act(deployment_id, "deploy")
+        self.assertEqual(self._read(deployment_id, "state")["state"], "error")
+        # The site moved away: the list that saw it is not trusted again.
+        k8s.NetworkingV1Api(self.api).delete_namespaced_ingress("site", "team-web")
+        self._act(deployment_id, "deploy")
+        self.assertEqual(self._read(deployment_id, "state")["state"], "deploy")
 
 
 @tagged("post_install", "-at_install")

@@ -130,15 +130,21 @@ class TestPlatformTimers(EyrieCase):
         self.assertEqual(timer_job.eta, T0 + timedelta(seconds=90))
         self.assertEqual(timer_job.records, deployment)
         self.assertEqual(timer_job.channel, "root.eyrie.timers")
-        # Keep Awake moves the timer: the job moves with it, still one.
+        # Keep Awake moves the timer later: the job stays, still one.
         with freeze_time(T0 + timedelta(seconds=30)):
             deployment.action_keep_awake()
             # The timers follow their move when the transaction commits.
             self._flush_tracking()
+        self.assertEqual(queued(self.env, "_run_due_timer"), timer_job)
+        self.assertEqual(timer_job.eta, T0 + timedelta(seconds=90))
+        due = deployment.next_pause_at
+        # At its time it fires nothing, and plans the next at the new time.
+        with freeze_time(T0 + timedelta(seconds=90)):
+            run_queue_jobs(self.env, timers=True, limit=1)
+        self.assertEqual(deployment.repository_state, "deploy")
         timer_job = queued(self.env, "_run_due_timer")
         self.assertEqual(len(timer_job), 1)
-        self.assertEqual(timer_job.eta, deployment.next_pause_at)
-        due = deployment.next_pause_at
+        self.assertEqual(timer_job.eta, due)
 
         # Never early: run a second before its time, it fires nothing and
         # stays planned at the due time.
@@ -179,8 +185,9 @@ class TestPlatformTimers(EyrieCase):
         self.assertEqual(
             queued(self.env, "_run_due_timer").eta, T0 + timedelta(hours=2)
         )
-        self.scope.deployment_pause_after_seconds = HOUR
-        self._flush_tracking()
+        with freeze_time(T0 + timedelta(minutes=5)):
+            self.scope.deployment_pause_after_seconds = HOUR
+            self._flush_tracking()
         self.assertEqual(
             queued(self.env, "_run_due_timer").mapped("eta"), [T0 + timedelta(hours=1)]
         )

@@ -8,10 +8,13 @@ import threading
 from contextlib import contextmanager
 from unittest.mock import patch
 
-from odoo import SUPERUSER_ID, api
+from odoo import SUPERUSER_ID, api, fields
 from odoo.modules.registry import Registry
 from odoo.tests import BaseCase, get_db_name, tagged
 
+from odoo.addons.queue_job.job import Job
+
+from ..models import eyrie_job_runner
 from ..tools.executor import DryRunExecutor
 from .committed_data import queue_jobs_now, remove_committed
 from .common import EyrieCase
@@ -71,25 +74,80 @@ class TestRunnerCosts(EyrieCase):
             commits = self._commits_of_run()
         self.assertEqual(job.state, "done")
         self.assertEqual(job.step_index, 1)
-        # Taken (committed: users see it run), then ended with its step.
-        self.assertEqual(commits, 2)
-        # The log and the values are read with the lock that takes the job,
-        # never again by the ORM after a commit.
+        # Taken when queue_job started its queue job (committed with it:
+        # users see it run), then ended with its step: one commit of its own.
+        self.assertEqual(commits, 1)
+        # The log and the values are returned by the statement that takes
+        # the job, never read again by the ORM after a commit.
         reads_of_log = [query for query, _params in queries if "job.log" in query]
         self.assertEqual(len(reads_of_log), 1)
-        self.assertIn("FOR NO KEY UPDATE OF job NOWAIT", reads_of_log[0])
+        self.assertTrue(reads_of_log[0].startswith("UPDATE eyrie_job"))
+        self.assertIn("RETURNING", reads_of_log[0])
         for query, _params in queries:
             self.assertNotIn('"eyrie_job"."log"', query)
             self.assertNotIn('"eyrie_job"."values"', query)
-        # The book's steps once, in their order, without joining the book.
-        steps = [
-            q
-            for q, _p in queries
-            if q.startswith('SELECT "eyrie_deployment_book_step"')
-        ]
-        self.assertEqual(len(steps), 1)
-        self.assertNotIn("JOIN", steps[0])
+        # Nor the job's other fields to end it, nor its cluster and scope,
+        # kept in memory from one run to the next.
+        for table in ("eyrie_job", "eyrie_cluster", "eyrie_scope"):
+            self.assertFalse(
+                [q for q, _p in queries if q.startswith(f'SELECT "{table}"."id", ')],
+                table,
+            )
         self.assertEqual(deployment.state, "deploy")
+
+    def test_a_job_is_running_once_queue_job_started_it(self):
+        _deployment, job = self._deploy_with(self.book_deploy)
+        queued = Job.load(self.env, job.queue_job_uuid)
+        # What queue_job does before it runs the queue job, in one
+        # transaction that it commits.
+        queued.set_started()
+        queued.store()
+        self.env.flush_all()
+        job.invalidate_recordset()
+        self.assertEqual(job.state, "running")
+        self.assertTrue(job.started_at)
+        self.assertIn(":", job.worker)
+        # A job that is not due stays as it is until its run says why.
+        waiting = self._deployed("waiting")
+        waiting.action_deploy()
+        later = waiting.job_ids.sorted("id")[-1]
+        later.sudo().not_before = fields.Datetime.add(fields.Datetime.now(), hours=1)
+        self.env.flush_all()
+        queued = Job.load(self.env, later.queue_job_uuid)
+        queued.set_started()
+        queued.store()
+        self.env.flush_all()
+        later.invalidate_recordset()
+        self.assertEqual(later.state, "pending")
+
+    def test_book_steps_are_read_once_until_one_changes(self):
+        book = self._make_book("Once", [("One", "apply", CONFIG_MAP_STEP)])
+        deployment = self._deployed()
+        self._set_book(deployment, "deploy", book)
+
+        def step_reads():
+            deployment.action_deploy()
+            with recorded_queries() as queries:
+                self._run_jobs()
+            self.assertEqual(deployment.state, "deploy")
+            return [
+                q
+                for q, _p in queries
+                if q.startswith('SELECT "eyrie_deployment_book_step"')
+            ]
+
+        self.env.registry.clear_cache()
+        reads = step_reads()
+        # In their order, without joining the book.
+        self.assertEqual(len(reads), 1)
+        self.assertNotIn("JOIN", reads[0])
+        self.assertEqual(step_reads(), [])
+        book.step_ids.template = CONFIG_MAP_STEP.replace("one", "two")
+        self.assertEqual(len(step_reads()), 1)
+        job = self.env["eyrie.job"].search(
+            [("book_id", "=", book.id)], order="id desc", limit=1
+        )
+        self.assertIn("ConfigMap two", job.log)
 
     def test_a_step_with_nothing_to_do_commits_nothing(self):
         book = self._make_book(
@@ -97,17 +155,24 @@ class TestRunnerCosts(EyrieCase):
             [("Nothing", "apply", SKIPPED_STEP), ("One", "apply", CONFIG_MAP_STEP)],
         )
         _deployment, job = self._deploy_with(book)
-        self.assertEqual(self._commits_of_run(), 2)
+        self.assertEqual(self._commits_of_run(), 1)
         self.assertEqual(job.step_index, 2)
         self.assertIn("Step 1 'Nothing' (apply): skipped (nothing to do here)", job.log)
 
-    def test_each_step_but_the_last_commits_its_progress(self):
+    def test_progress_is_committed_at_most_once_a_heartbeat(self):
         book = self._make_book(
             "Two",
             [("First", "apply", CONFIG_MAP_STEP), ("Second", "apply", CONFIG_MAP_STEP)],
         )
-        _deployment, job = self._deploy_with(book)
-        self.assertEqual(self._commits_of_run(), 3)
+        deployment, job = self._deploy_with(book)
+        # Quick steps: their progress is committed with the job's end.
+        self.assertEqual(self._commits_of_run(), 1)
+        self.assertEqual((job.state, job.step_index), ("done", 2))
+        # Steps slower than the heartbeat: each but the last commits it.
+        self.patch(eyrie_job_runner, "HEARTBEAT_SECONDS", 0)
+        deployment.action_deploy()
+        job = deployment.job_ids.sorted("id")[-1]
+        self.assertEqual(self._commits_of_run(), 2)
         self.assertEqual((job.state, job.step_index), ("done", 2))
 
     def test_an_action_queues_its_jobs_without_looking_them_up(self):
@@ -123,15 +188,18 @@ class TestRunnerCosts(EyrieCase):
             self.assertFalse(
                 query.startswith("SELECT") and "eyrie.job:" in str(params), query
             )
-        # Nor a look-up of the queue jobs by uuid before storing them: once,
-        # to update the initialize job's with the job chained after it.
+        # Nor a look-up of the queue jobs by uuid before storing them: both
+        # are stored together, the initialize job's with the job chained
+        # after it, in one insert.
         lookups = [
             query
             for query, _params in queries
             if query.startswith('SELECT "queue_job"."id" FROM "queue_job" WHERE')
             and '"queue_job"."uuid" IN' in query
         ]
-        self.assertEqual(len(lookups), 1)
+        self.assertEqual(lookups, [])
+        inserts = [q for q, _p in queries if q.startswith('INSERT INTO "queue_job"')]
+        self.assertEqual(len(inserts), 1)
         # The deploy job's queue job waits for the initialize job's, which
         # was not read again from the database to chain it.
         parent = initialize.queue_job_uuid

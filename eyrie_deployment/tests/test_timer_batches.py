@@ -3,6 +3,7 @@ firing a batch in one savepoint with a few queries per deployment, rows
 another transaction holds left to it, a scope change of many deployments
 moved in queue jobs."""
 
+import importlib.util
 from datetime import datetime, timedelta
 
 from freezegun import freeze_time
@@ -10,6 +11,7 @@ from freezegun import freeze_time
 from odoo import SUPERUSER_ID, fields
 from odoo.tests import tagged
 from odoo.tools import mute_logger
+from odoo.tools.misc import file_path
 
 from ..models import eyrie_scope
 from .common import EyrieCase
@@ -80,15 +82,20 @@ class TestTimerBatches(EyrieCase):
             second.action_keep_awake()
             # Nothing planned yet: the transaction has not committed.
             self.assertEqual(calls, [])
-            self.assertEqual(
-                set(queued(self.env, "_run_due_timer").mapped("eta")),
-                {T0 + timedelta(hours=1)},
-            )
             self._flush_tracking()
-        # Both at once, each timer job moved to its new time, still one each.
-        self.assertEqual(calls, [{first.id, second.id}])
+            self.assertEqual(calls, [{first.id, second.id}])
+        # Both at once. Moved later: their timer jobs stay where they were,
+        # no queue job touched.
+        self.assertEqual(queued(self.env, "_run_due_timer"), planned)
+        self.assertEqual(set(planned.mapped("eta")), {T0 + timedelta(hours=1)})
+        # At that time each fires nothing, and plans the next at the new time.
+        with freeze_time(T0 + timedelta(hours=1)):
+            self.assertEqual(run_queue_jobs(self.env, timers=True), 2)
+        self.assertEqual(
+            set(first.mapped("state") + second.mapped("state")), {"deploy"}
+        )
         jobs = queued(self.env, "_run_due_timer")
-        self.assertEqual(jobs, planned)
+        self.assertEqual(len(jobs), 2)
         self.assertEqual(set(jobs.mapped("eta")), {T0 + timedelta(hours=5)})
         self.assertEqual(
             set(jobs.mapped("identity_key")),
@@ -97,13 +104,17 @@ class TestTimerBatches(EyrieCase):
                 f"eyrie.timer:{second.id}:2026-05-04 14:00:00",
             },
         )
+        self.assertEqual(
+            set((first | second).mapped("timer_job_at")), {T0 + timedelta(hours=5)}
+        )
 
     def test_timer_jobs_of_many_deployments_in_a_few_queries(self):
         deployments = self._deployed_at(T0, 12)
 
         def queries_to_plan(moved):
-            # Their timers move by an hour (Keep Awake, as a deploy would).
-            moved._set_lifecycle(timer_extension_seconds=HOUR)
+            # Their timers move half an hour earlier (as a shorter timer of
+            # their scope would).
+            moved._set_lifecycle(deployed_at=T0 - timedelta(minutes=30))
             self.env.flush_all()
             before = self.env.cr.sql_log_count
             moved._plan_timer_jobs()
@@ -111,27 +122,88 @@ class TestTimerBatches(EyrieCase):
             return self.env.cr.sql_log_count - before
 
         # As many queries for 10 deployments as for 2: one search of their
-        # timer jobs, one update that moves them.
-        self.assertEqual(
-            queries_to_plan(deployments[10:]), queries_to_plan(deployments[:10])
-        )
+        # timer jobs, one update that moves them, one that records it.
+        with freeze_time(T0):
+            self.assertEqual(
+                queries_to_plan(deployments[10:]), queries_to_plan(deployments[:10])
+            )
         jobs = queued(self.env, "_run_due_timer")
         self.assertEqual(len(jobs), 12)
-        self.assertEqual(set(jobs.mapped("eta")), {T0 + timedelta(hours=2)})
+        self.assertEqual(set(jobs.mapped("eta")), {T0 + timedelta(minutes=30)})
         self.assertEqual(jobs.mapped("user_id").ids, [SUPERUSER_ID])
         self.assertEqual(set(jobs.mapped("channel")), {"root.eyrie.timers"})
+        self.assertEqual(
+            set(deployments.mapped("timer_job_at")), {T0 + timedelta(minutes=30)}
+        )
+
+    def test_timers_moved_later_touch_no_queue_job(self):
+        deployments = self._deployed_at(T0, 10)
+        deployments._set_lifecycle(timer_extension_seconds=HOUR)
+        self.env.flush_all()
+        before = self.env.cr.sql_log_count
+        with freeze_time(T0 + timedelta(minutes=5)):
+            deployments._plan_timer_jobs()
+            self.env.flush_all()
+        self.assertEqual(self.env.cr.sql_log_count - before, 0)
+        self.assertEqual(
+            set(queued(self.env, "_run_due_timer").mapped("eta")),
+            {T0 + timedelta(hours=1)},
+        )
 
     def test_a_timer_job_planned_twice_is_kept_once(self):
         deployment = self._deployed_at(T0, 1)
         # Two transactions planned it at once, each with its job.
         deployment._delay_timer_jobs({deployment.id: T0 + timedelta(hours=1)})
         self.assertEqual(len(queued(self.env, "_run_due_timer")), 2)
-        deployment._plan_timer_jobs()
+        # The first to run fires the pause and plans the next in the other.
+        with freeze_time(T0 + timedelta(hours=1)):
+            run_queue_jobs(self.env, timers=True)
+        self.assertEqual(deployment.repository_state, "pause")
         job = queued(self.env, "_run_due_timer")
         self.assertEqual(len(job), 1)
-        self.assertEqual(
-            job.identity_key, f"eyrie.timer:{deployment.id}:2026-05-04 10:00:00"
+        self.assertEqual(job.eta, deployment.drop_warning_due_at)
+        self.assertEqual(deployment.timer_job_at, job.eta)
+
+    def test_the_upgrade_records_when_each_timer_job_runs(self):
+        """18.0.8.0.0: what the timer jobs planned before hold."""
+        deployments = self._deployed_at(T0, 2)
+        planned = queued(self.env, "_run_due_timer")
+        self.env.flush_all()
+        self.env.cr.execute("UPDATE eyrie_deployment SET timer_job_at = NULL")
+        self.env.invalidate_all()
+        spec = importlib.util.spec_from_file_location(
+            "eyrie_migration_18_0_8",
+            file_path("eyrie_deployment/migrations/18.0.8.0.0/post-migration.py"),
         )
+        migration = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(migration)
+        migration.migrate(self.env.cr, "18.0.7.0.0")
+        self.env.invalidate_all()
+        self.assertEqual(len(planned), 2)
+        self.assertEqual(
+            set(deployments.mapped("timer_job_at")), {T0 + timedelta(hours=1)}
+        )
+
+    def test_a_lost_timer_job_is_planned_again_by_the_cron(self):
+        deployment = self._deployed_at(T0, 1)
+        # Deleted in queue_job's screens.
+        queued(self.env, "_run_due_timer").unlink()
+        with freeze_time(T0 + timedelta(minutes=30)):
+            self.env["eyrie.deployment"]._cron_apply_timers()
+        self.assertFalse(queued(self.env, "_run_due_timer"), "not lost yet")
+        with freeze_time(T0 + timedelta(hours=1, minutes=5)):
+            # Its pause is fired by the cron itself, minutes late at most.
+            self.assertEqual(self.env["eyrie.deployment"]._cron_apply_timers(), 1)
+            self._flush_tracking()
+            run_queue_jobs(self.env)
+        self.assertEqual(deployment.repository_state, "pause")
+        self.assertFalse(queued(self.env, "_run_due_timer"))
+        with freeze_time(T0 + timedelta(hours=1, minutes=11)):
+            self.env["eyrie.deployment"]._cron_apply_timers()
+            self._flush_tracking()
+        job = queued(self.env, "_run_due_timer")
+        self.assertEqual(len(job), 1)
+        self.assertEqual(job.eta, deployment.drop_warning_due_at)
 
     def test_cron_fires_a_batch_in_a_few_queries_per_deployment(self):
         deployments = self._deployed_at(T0, 40)
@@ -161,6 +233,15 @@ class TestTimerBatches(EyrieCase):
                 "was due.",
                 self._messages(deployment),
             )
+        # Their timer jobs, due, are left to run: each fires nothing (the
+        # pause runs) and plans the next, the warning before the drop.
+        timer_jobs = queued(self.env, "_run_due_timer")
+        self.assertEqual(len(timer_jobs), 40)
+        self.assertEqual(set(timer_jobs.mapped("eta")), {T0 + timedelta(hours=1)})
+        with freeze_time(T0 + timedelta(hours=1, seconds=31)):
+            run_queue_jobs(self.env, timers=True)
+        self.assertEqual(set(deployments.mapped("state")), {"pause"})
+        self.assertEqual(len(self._pause_jobs(deployments)), 40)
         timer_jobs = queued(self.env, "_run_due_timer")
         self.assertEqual(len(timer_jobs), 40)
         self.assertEqual(
@@ -215,11 +296,12 @@ class TestTimerBatches(EyrieCase):
         self.patch(eyrie_scope, "TIMERS_MOVED_INLINE", 2)
         self.patch(eyrie_scope, "TIMERS_MOVED_JOB_SIZE", 2)
         deployments = self._deployed_at(T0, 3)
-        self.scope.deployment_pause_after_seconds = 2 * HOUR
-        self._flush_tracking()
+        with freeze_time(T0 + timedelta(minutes=5)):
+            self.scope.deployment_pause_after_seconds = HOUR // 2
+            self._flush_tracking()
         # Stored at once: the cron and the timer jobs apply the new times.
         self.assertEqual(
-            set(deployments.mapped("next_pause_at")), {T0 + timedelta(hours=2)}
+            set(deployments.mapped("next_pause_at")), {T0 + timedelta(minutes=30)}
         )
         # Their timer jobs follow in queue jobs of the timers' channel.
         self.assertEqual(
@@ -236,10 +318,11 @@ class TestTimerBatches(EyrieCase):
         )
         self.assertEqual(set(moves.mapped("channel")), {"root.eyrie.timers"})
         self.assertEqual(moves.mapped("user_id").ids, [SUPERUSER_ID])
-        run_queue_jobs(self.env, also=["_replan_timers"])
+        with freeze_time(T0 + timedelta(minutes=6)):
+            run_queue_jobs(self.env, also=["_replan_timers"])
         jobs = queued(self.env, "_run_due_timer")
         self.assertEqual(len(jobs), 3)
-        self.assertEqual(set(jobs.mapped("eta")), {T0 + timedelta(hours=2)})
+        self.assertEqual(set(jobs.mapped("eta")), {T0 + timedelta(minutes=30)})
 
 
 @tagged("post_install", "-at_install")

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 
 import urllib3
 import yaml
@@ -68,6 +69,16 @@ class _TimeoutDynamicClient(DynamicClient):
 
 _clients = {}
 _clients_lock = threading.Lock()
+# The hosts of each cluster's Ingresses, as a deploy last listed them: {id of
+# the client: (client, when, [(deployment label, hosts)])}. A host found free
+# in a list younger than HOSTS_LIST_TTL seconds is free; a host found taken
+# is checked again in a new list. A fleet update lists once every few
+# seconds per process, not once per deploy (each list is as long as the
+# cluster's Ingresses). What it may miss: an Ingress created in the last
+# seconds, which an apply a moment earlier would have missed as well.
+HOSTS_LIST_TTL = 5
+_ingress_hosts = {}
+_ingress_hosts_lock = threading.Lock()
 # The jobs that find no client of their cluster wait for the one making it,
 # rather than each discovering the cluster.
 _connecting = SingleFlight()
@@ -102,10 +113,13 @@ def _cached_client(key, cluster_name, kubeconfig, context):
 
 
 def forget_clients(cluster_key):
-    """Drop the cached clients of a cluster (its configuration changed)."""
+    """Drop the cached clients of a cluster (its configuration changed), and
+    what was listed with them."""
     with _clients_lock:
         for key in [key for key in _clients if key[0] == cluster_key]:
-            del _clients[key]
+            client = _clients.pop(key)
+            with _ingress_hosts_lock:
+                _ingress_hosts.pop(id(client), None)
 
 
 # What a kubeconfig may not hold: each would run a program, or read a file, of
@@ -387,26 +401,58 @@ class KubernetesExecutor(Executor):
         if not hosts:
             return
         ingress = next(obj for obj in objects if obj.get("kind") == "Ingress")
+        listed, fresh = self._cluster_ingress_hosts(ingress, refresh=False)
+        taken = self._hosts_taken(listed, hosts)
+        if taken and not fresh:
+            # Seen taken a few seconds ago: maybe no more.
+            listed, fresh = self._cluster_ingress_hosts(ingress, refresh=True)
+            taken = self._hosts_taken(listed, hosts)
+        if taken:
+            raise StepError(
+                f"host {min(taken)} is already served on cluster "
+                f"{self.cluster_name} by an Ingress Eyrie did not create for "
+                "this deployment: set another 'hostname' in its values"
+            )
+
+    def _hosts_taken(self, listed, hosts):
+        """The hosts of ``hosts`` that an Ingress of ``listed`` serves, but
+        those this deployment's own Ingresses serve."""
+        mine = self.labels.get(DEPLOYMENT_LABEL)
+        taken = set()
+        for deployment, served in listed:
+            if mine is not None and deployment == mine:
+                continue
+            taken |= hosts & served
+        return taken
+
+    def _cluster_ingress_hosts(self, ingress, refresh):
+        """[(deployment label, hosts)] of every Ingress of the cluster, and
+        whether it was listed now: from the list of the last
+        ``HOSTS_LIST_TTL`` seconds unless ``refresh``."""
+        now = time.monotonic()
+        with _ingress_hosts_lock:
+            cached = _ingress_hosts.get(id(self.client))
+        if (
+            not refresh
+            and cached
+            and cached[0] is self.client
+            and now - cached[1] < HOSTS_LIST_TTL
+        ):
+            return cached[2], False
         found = self._call(
             ingress,
             "list the cluster's Ingresses to check that its host is free",
             self._resource(ingress).get,
         )
-        mine = self.labels.get(DEPLOYMENT_LABEL)
+        listed = []
         for item in _plain(found).get("items") or []:
             labels = (item.get("metadata") or {}).get("labels") or {}
-            if mine is not None and labels.get(DEPLOYMENT_LABEL) == mine:
-                continue
-            taken = hosts & {
-                rule.get("host")
-                for rule in ((item.get("spec") or {}).get("rules") or [])
-            }
-            if taken:
-                raise StepError(
-                    f"host {min(taken)} is already served on cluster "
-                    f"{self.cluster_name} by an Ingress Eyrie did not create for "
-                    "this deployment: set another 'hostname' in its values"
-                )
+            rules = (item.get("spec") or {}).get("rules") or []
+            served = frozenset(rule.get("host") for rule in rules if rule.get("host"))
+            listed.append((labels.get(DEPLOYMENT_LABEL), served))
+        with _ingress_hosts_lock:
+            _ingress_hosts[id(self.client)] = (self.client, now, listed)
+        return listed, True
 
     # -- helpers -------------------------------------------------------
 

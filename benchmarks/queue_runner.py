@@ -21,10 +21,12 @@ def due(method_name=EYRIE_JOB_METHOD):
     )
 
 
-def run_due_queue_jobs(env, on_run=None, one_pass=False, method_name=EYRIE_JOB_METHOD):
+def run_due_queue_jobs(
+    env, on_run=None, one_pass=False, method_name=EYRIE_JOB_METHOD, limit=None
+):
     """Run the due queue jobs of ``method_name`` (by default Eyrie's jobs)
-    until none is due; ``on_run(record)`` is called with each job's record
-    (an eyrie.job) before it runs. Returns how many ran.
+    until none is due, or ``limit`` ran; ``on_run(record)`` is called with
+    each job's record (an eyrie.job) before it runs. Returns how many ran.
 
     Any other method runs the same way: scale.py runs queue_job's own
     ``queue.job._test_job``, a job that does nothing, as the anchor of the
@@ -44,7 +46,7 @@ def run_due_queue_jobs(env, on_run=None, one_pass=False, method_name=EYRIE_JOB_M
         cr.execute("SELECT now() AT TIME ZONE 'UTC'")
         started = cr.fetchone()[0]
         where = SQL("%s AND (eta IS NULL OR eta <= %s)", where, started)
-    while True:
+    while limit is None or ran < limit:
         try:
             cr.execute(
                 SQL(
@@ -92,6 +94,7 @@ def run_due_queue_jobs(env, on_run=None, one_pass=False, method_name=EYRIE_JOB_M
         cr.commit()
         env.invalidate_all()
         ran += 1
+    return ran
 
 
 def due_queue_jobs(cr, method_name=EYRIE_JOB_METHOD):

@@ -38,11 +38,10 @@ class EyrieCachedSettingsMixin(models.AbstractModel):
         from the process cache; the ones this transaction holds already
         (read, or written and not committed) stay as they are."""
         cache = self.env.cache
+        fields_ = self._fields
         for record in self:
             for name, value in self._cached_settings(record.id):
-                field = self._fields[name]
-                if not cache.contains(record, field):
-                    cache.update(record, field, [value])
+                cache.insert_missing(record, fields_[name], (value,))
 
     @api.model
     @tools.ormcache("record_id")

@@ -140,8 +140,9 @@ class EyrieDeployment(models.Model):
                 return
         if not vals.keys() & deployments._track_get_fields():
             # Nothing the chatter tracks (the phase is): no tracked value to
-            # read before and compare after.
-            deployments = deployments.with_context(mail_notrack=True)
+            # read before and compare after, and no follower to add (no
+            # lifecycle field names a user).
+            deployments = deployments.with_context(tracking_disable=True)
         deployments.write(vals)
 
     # ------------------------------------------------------------------

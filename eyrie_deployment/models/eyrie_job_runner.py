@@ -51,6 +51,13 @@ MAX_RESTARTS = 3
 # Set for the session of the run's cursor, queue_job's for this run alone:
 # Odoo resets a connection before it lends it to another cursor.
 NOT_DURABLE = SQL("SET synchronous_commit TO OFF;")
+# The same for the transaction in which queue_job starts the queue job of a
+# job, taken in it (``_take_when_started``), and that transaction only: the
+# cursor is queue_job's. Losing that start (a crash of the database server
+# before the write-ahead log reached the disk) leaves the queue job enqueued
+# and the job pending, as before it started; queue_job's runner requeues
+# such a queue job, and the job starts again from its last step committed.
+NOT_DURABLE_START = SQL("SET LOCAL synchronous_commit TO OFF;")
 # A run commits its progress after a step at most this often (seconds): a
 # crash resumes after the last step committed, and going over a step again
 # applies the same objects; a book of quick steps commits when it ends.
@@ -219,7 +226,7 @@ class EyrieJobRunner(models.Model):
         that is not pending and due is left to the run (``_take``)."""
         _started.run = None
         for job in self:
-            row = job._take_ready(fields.Datetime.now(), durable=True)
+            row = job._take_ready(fields.Datetime.now(), not_durable=NOT_DURABLE_START)
             if row:
                 _started.run = (job.id, row)
 
@@ -249,12 +256,12 @@ class EyrieJobRunner(models.Model):
     def _worker_name(self):
         return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
 
-    def _take_ready(self, now, durable=False):
+    def _take_ready(self, now, not_durable=NOT_DURABLE):
         """Take the job in one statement when it is pending, due and after
         a job done (the way nearly every run starts): its row locked,
         marked running, and what the run needs of it returned. None when it
-        is not such a job. ``durable``: in queue_job's transaction, whose
-        commit waits for the disk as queue_job wants it."""
+        is not such a job. ``not_durable``: how its commit need not wait for
+        the disk (``NOT_DURABLE``, ``NOT_DURABLE_START``)."""
         # The row is locked by the update itself; a job another transaction
         # changed since this one's snapshot fails it (a serialization
         # error: queue_job runs the queue job again).
@@ -280,7 +287,7 @@ class EyrieJobRunner(models.Model):
                        (SELECT name FROM eyrie_deployment_book
                          WHERE id = job.book_id) AS book_name
                 """,
-                not_durable=SQL() if durable else NOT_DURABLE,
+                not_durable=not_durable,
                 id=self.id,
                 now=now,
                 worker=self._worker_name(),
@@ -397,10 +404,12 @@ class EyrieJobRunner(models.Model):
             )
             for name, value in vals.items()
         ]
-        self.env.cr.execute(
+        cr = self.env.cr
+        cr.execute(
             SQL(
                 "%sUPDATE eyrie_job SET %s, write_uid = %s, "
-                "write_date = (now() AT TIME ZONE 'UTC') WHERE id = %s%s",
+                "write_date = (now() AT TIME ZONE 'UTC') WHERE id = %s%s "
+                "RETURNING write_date",
                 SQL() if durable else NOT_DURABLE,
                 SQL(", ").join(columns),
                 self.env.uid,
@@ -408,8 +417,13 @@ class EyrieJobRunner(models.Model):
                 SQL(" AND state = 'running'") if only_running else SQL(),
             )
         )
-        if not self.env.cr.rowcount:
+        row = cr.fetchone()
+        if not row:
             return False
+        if cr._now is None and not isinstance(cr, TestCursor):
+            # The transaction's time, which the ORM would otherwise ask the
+            # database for once more when it next writes (``cr.now()``).
+            cr._now = row[0]
         self.invalidate_recordset(["write_uid", "write_date"])
         for name, value in vals.items():
             field = self._fields[name]

@@ -1,3 +1,7 @@
+from unittest.mock import patch
+
+from kubernetes.dynamic import client as dynamic_client
+
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 
@@ -164,6 +168,45 @@ class TestKubernetesSteps(KubernetesCase):
             "eyrie.io/replicas-before-pause", web["metadata"].get("annotations") or {}
         )
         self.assertEqual(deployment.state, "deploy")
+
+    def test_answers_are_read_as_plain_json(self):
+        """Every answer of a step's requests (reads, lists, applies, patches,
+        scales, deletes) is read as the JSON it is: none is wrapped in the
+        dynamic client's ResourceInstance, field by field, only to be turned
+        back into dicts or thrown away (most of the client's CPU per
+        request)."""
+        deployment = self._with_books(
+            values='{"web_replicas": 2}',
+            initialize=[("Namespace", "apply", NAMESPACE)],
+            deploy=[("Config", "apply", CONFIG), ("Web", "apply", WEB)],
+            pause=[
+                ("Scale down", "scale", SCALE_DOWN),
+                ("Config", "delete", _delete("v1", "ConfigMap", "settings")),
+            ],
+        )
+        deployment.action_deploy()
+        self._settle()
+        built = []
+        original = dynamic_client.ResourceInstance
+
+        class Counted(original):
+            def __init__(self, *args, **kwargs):
+                built.append(args[1].get("kind"))
+                super().__init__(*args, **kwargs)
+
+        with patch.object(dynamic_client, "ResourceInstance", Counted):
+            deployment.action_pause()
+            self._settle()
+            self.assertEqual(deployment.state, "pause", deployment.error_message)
+            self.assertIsNone(
+                self.emulator.get("v1", "ConfigMap", "settings", namespace="acme")
+            )
+            deployment.action_deploy()
+            self._settle()
+        self.assertEqual(deployment.state, "deploy", deployment.error_message)
+        web = self.emulator.get("apps/v1", "Deployment", "web", namespace="acme")
+        self.assertEqual(web["spec"]["replicas"], 2)
+        self.assertEqual(built, [])
 
     def test_patch_merges_into_custom_resource(self):
         deployment = self._with_books(

@@ -4,6 +4,7 @@ reads no job's log to know the job in progress; and what that must not
 cost in behaviour (a deployment changed while its job runs, an outcome that
 cannot be applied)."""
 
+import re
 import threading
 from contextlib import contextmanager
 from unittest.mock import patch
@@ -81,7 +82,7 @@ class TestRunnerCosts(EyrieCase):
         # the job, never read again by the ORM after a commit.
         reads_of_log = [query for query, _params in queries if "job.log" in query]
         self.assertEqual(len(reads_of_log), 1)
-        self.assertTrue(reads_of_log[0].startswith("UPDATE eyrie_job"))
+        self.assertIn("UPDATE eyrie_job", reads_of_log[0].split(";")[-1])
         self.assertIn("RETURNING", reads_of_log[0])
         for query, _params in queries:
             self.assertNotIn('"eyrie_job"."log"', query)
@@ -119,6 +120,59 @@ class TestRunnerCosts(EyrieCase):
         self.env.flush_all()
         later.invalidate_recordset()
         self.assertEqual(later.state, "pending")
+
+    def test_a_run_rewrites_its_job_in_place(self):
+        """Taking and ending a job change none of the columns of the jobs'
+        indexes, and the pages of the table keep room: PostgreSQL writes the
+        row's new version beside the old one without a new entry in every
+        index (a heap-only, HOT, update)."""
+        _deployment, job = self._deploy_with(self.book_deploy)
+        with recorded_queries() as queries:
+            self._run_jobs()
+        self.assertEqual(job.state, "done")
+        written = set()
+        for query, _params in queries:
+            if query.startswith(("UPDATE eyrie_job", "SET LOCAL", "SET sync")):
+                assignments = query.split(" SET ", 2)[-1].split(" WHERE ")[0]
+                written |= set(re.findall(r'"?(\w+)"? = ', assignments))
+        self.assertIn("state", written)
+        cr = self.env.cr
+        cr.execute(
+            """
+            SELECT attribute.attname, index.indexrelid::regclass::text,
+                   index.indpred IS NOT NULL
+              FROM pg_index index
+              JOIN pg_attribute attribute
+                ON attribute.attrelid = index.indrelid
+               AND attribute.attnum = ANY(index.indkey)
+             WHERE index.indrelid = 'eyrie_job'::regclass
+            """
+        )
+        indexed = {name: (index, partial) for name, index, partial in cr.fetchall()}
+        # not_before is indexed where it is set: a run taken or ended leaves
+        # it empty, as it was.
+        indexed.pop("not_before")
+        self.assertFalse(written & indexed.keys(), indexed)
+        cr.execute("SELECT reloptions FROM pg_class WHERE oid = 'eyrie_job'::regclass")
+        self.assertIn("fillfactor=70", cr.fetchone()[0] or [])
+
+    def test_the_start_of_a_job_need_not_wait_for_the_disk(self):
+        """The transaction in which queue_job starts a job's queue job, and
+        Eyrie takes the job, commits without waiting for the disk (a lost
+        start only makes the job start again), and only that transaction:
+        the connection's setting is left as it was for the next one."""
+        _deployment, job = self._deploy_with(self.book_deploy)
+        queued = Job.load(self.env, job.queue_job_uuid)
+        with recorded_queries() as queries:
+            queued.set_started()
+            queued.store()
+            self.env.flush_all()
+        self.assertEqual(job.state, "running")
+        takes = [query for query, _params in queries if "UPDATE eyrie_job" in query]
+        self.assertEqual(len(takes), 1)
+        self.assertTrue(
+            takes[0].startswith("SET LOCAL synchronous_commit TO OFF;"), takes[0]
+        )
 
     def test_book_steps_are_read_once_until_one_changes(self):
         book = self._make_book("Once", [("One", "apply", CONFIG_MAP_STEP)])

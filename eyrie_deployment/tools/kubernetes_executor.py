@@ -285,6 +285,15 @@ def _plain(result):
     return result.to_dict() if hasattr(result, "to_dict") else result or {}
 
 
+def _parsed(_client, data):
+    """What a request of the executor returns: its JSON as parsed (the
+    dynamic client's ``serializer``). The client's default, a
+    ``ResourceInstance``, wraps every field of the answer in an object of its
+    own, which the executor turned back into dicts or threw away: most of
+    the client's CPU per request."""
+    return data
+
+
 def _get_path(obj, path):
     """Value at a dotted path (``status.instances.0.readyReplicas``)."""
     value = obj
@@ -557,7 +566,7 @@ class KubernetesExecutor(Executor):
 
     def _call(self, obj, what, function, *args, **kwargs):
         try:
-            return function(*args, **kwargs)
+            return function(*args, serializer=_parsed, **kwargs)
         except DynamicApiError as error:
             if error.status == 404:
                 self._raise_if_not_installed(obj)
@@ -578,7 +587,9 @@ class KubernetesExecutor(Executor):
     def _read_live(self, resource, name, namespace, obj, what=None):
         what = what or f"read {self._describe(obj, namespace)}"
         try:
-            return _plain(resource.get(name=name, namespace=namespace))
+            return _plain(
+                resource.get(name=name, namespace=namespace, serializer=_parsed)
+            )
         except DynamicApiError as error:
             if error.status == 404:
                 return None
@@ -665,7 +676,10 @@ class KubernetesExecutor(Executor):
         self._check_owned(live, "delete", described)
         try:
             resource.delete(
-                name=name, namespace=namespace, propagation_policy="Background"
+                name=name,
+                namespace=namespace,
+                propagation_policy="Background",
+                serializer=_parsed,
             )
         except DynamicApiError as error:
             if error.status == 404:

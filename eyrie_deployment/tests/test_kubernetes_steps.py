@@ -189,12 +189,11 @@ class TestKubernetesSteps(KubernetesCase):
         built = []
         original = dynamic_client.ResourceInstance
 
-        class Counted(original):
-            def __init__(self, *args, **kwargs):
-                built.append(args[1].get("kind"))
-                super().__init__(*args, **kwargs)
+        def counted(client, instance):
+            built.append(instance.get("kind"))
+            return original(client, instance)
 
-        with patch.object(dynamic_client, "ResourceInstance", Counted):
+        with patch.object(dynamic_client, "ResourceInstance", counted):
             deployment.action_pause()
             self._settle()
             self.assertEqual(deployment.state, "pause", deployment.error_message)

@@ -3,6 +3,30 @@ cron racing a user) see committed data only: they commit what they make and
 remove it afterwards with ``remove_committed``."""
 
 
+def make_dry_run_scope(env, name, domain):
+    """A dry-run cluster, a book of one ConfigMap that initializes and
+    deploys, and a scope of ``domain`` on them: (cluster, book, scope)."""
+    cluster = env["eyrie.cluster"].create({"name": name, "dry_run": True})
+    step = {
+        "name": "cm",
+        "kind": "apply",
+        "template": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n",
+    }
+    book = env["eyrie.deployment.book"].create(
+        {"name": name, "step_ids": [(0, 0, step)]}
+    )
+    scope = env["eyrie.scope"].create(
+        {
+            "name": name,
+            "domain": domain,
+            "cluster_id": cluster.id,
+            "deployment_initialize_book_id": book.id,
+            "deployment_deploy_book_id": book.id,
+        }
+    )
+    return cluster, book, scope
+
+
 def queue_jobs_now(cr):
     """The last queue job's id: the ones after it are the test's."""
     cr.execute("SELECT COALESCE(max(id), 0) FROM queue_job")

@@ -2,7 +2,7 @@ from odoo import SUPERUSER_ID, api
 from odoo.modules.registry import Registry
 from odoo.tests import BaseCase, get_db_name, tagged
 
-from .committed_data import queue_jobs_now, remove_committed
+from .committed_data import make_dry_run_scope, queue_jobs_now, remove_committed
 from .parallel_jobs import run_in_threads
 
 DEPLOYMENTS = 25
@@ -24,25 +24,8 @@ class TestConcurrentRunners(BaseCase):
         with self.registry.cursor() as cr:
             self.queue_jobs_before = queue_jobs_now(cr)
             env = api.Environment(cr, SUPERUSER_ID, {})
-            cluster = env["eyrie.cluster"].create(
-                {"name": "Concurrency", "dry_run": True}
-            )
-            step = {
-                "name": "cm",
-                "kind": "apply",
-                "template": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n",
-            }
-            book = env["eyrie.deployment.book"].create(
-                {"name": "Concurrency", "step_ids": [(0, 0, step)]}
-            )
-            scope = env["eyrie.scope"].create(
-                {
-                    "name": "Concurrency",
-                    "domain": "test.example.com",
-                    "cluster_id": cluster.id,
-                    "deployment_initialize_book_id": book.id,
-                    "deployment_deploy_book_id": book.id,
-                }
+            cluster, book, scope = make_dry_run_scope(
+                env, "Concurrency", "test.example.com"
             )
             deployments = env["eyrie.deployment"].create(
                 [

@@ -17,7 +17,7 @@ from odoo.addons.queue_job.job import Job
 
 from ..models import eyrie_job_runner
 from ..tools.executor import DryRunExecutor
-from .committed_data import queue_jobs_now, remove_committed
+from .committed_data import make_dry_run_scope, queue_jobs_now, remove_committed
 from .common import EyrieCase
 from .parallel_jobs import run_in_threads
 
@@ -382,21 +382,8 @@ class TestDeploymentChangedWhileItsJobRuns(BaseCase):
         with self.registry.cursor() as cr:
             self.queue_jobs_before = queue_jobs_now(cr)
             env = api.Environment(cr, SUPERUSER_ID, {})
-            cluster = env["eyrie.cluster"].create(
-                {"name": "Changed meanwhile", "dry_run": True}
-            )
-            step = {"name": "cm", "kind": "apply", "template": CONFIG_MAP_STEP}
-            book = env["eyrie.deployment.book"].create(
-                {"name": "Changed meanwhile", "step_ids": [(0, 0, step)]}
-            )
-            scope = env["eyrie.scope"].create(
-                {
-                    "name": "Changed meanwhile",
-                    "domain": "changed.example.com",
-                    "cluster_id": cluster.id,
-                    "deployment_initialize_book_id": book.id,
-                    "deployment_deploy_book_id": book.id,
-                }
+            cluster, book, scope = make_dry_run_scope(
+                env, "Changed meanwhile", "changed.example.com"
             )
             deployment = env["eyrie.deployment"].create(
                 {"name": "changed", "deployment_type": "odoo", "scope_id": scope.id}

@@ -161,8 +161,9 @@ def main():
     emulator = EmulatedCluster()
     try:
         with registry.cursor() as cr:
-            # The job runs on a cursor of its own (Allow Commit): here, a test
-            # cursor on this transaction, rolled back at the end.
+            # A job that commits before it ends goes on on a cursor of its
+            # own: here, a test cursor on this transaction, rolled back at
+            # the end.
             registry.enter_test_mode(cr)
             env = api.Environment(cr, SUPERUSER_ID, {})
             deployment = make_deployment(env, emulator.kubeconfig(), args.objects)

@@ -148,8 +148,9 @@ def load_average():
 def queries_sent():
     """The SQL statements this process sent so far, on every cursor: Odoo
     counts each one (``odoo.sql_db.sql_counter``). A cursor's own count
-    (``cr.sql_log_count``) would miss what a job that allows commits runs
-    on a cursor of its own: every figure and its anchor are counted here."""
+    (``cr.sql_log_count``) would miss what a job that commits before it
+    ends runs on a cursor of its own: every figure and its anchor are
+    counted here."""
     return sql_db.sql_counter
 
 

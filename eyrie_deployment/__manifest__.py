@@ -4,7 +4,7 @@
     "name": "Eyrie Deployments",
     "summary": "Run Odoo and PostgreSQL deployments on Kubernetes with "
     "lifecycle books, jobs and automatic pause/drop timers",
-    "version": "18.0.8.1.0",
+    "version": "18.0.8.2.0",
     "category": "Technical",
     "website": "https://github.com/eyrie/eyrie",
     "author": "Eyrie",

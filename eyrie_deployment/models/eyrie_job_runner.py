@@ -1,3 +1,4 @@
+import contextlib
 import functools
 import json
 import logging
@@ -8,6 +9,8 @@ import threading
 import time
 from datetime import timedelta
 from typing import NamedTuple
+
+import psycopg2
 
 from odoo import fields, models
 from odoo.exceptions import UserError
@@ -62,6 +65,10 @@ NOT_DURABLE_START = SQL("SET LOCAL synchronous_commit TO OFF;")
 # crash resumes after the last step committed, and going over a step again
 # applies the same objects; a book of quick steps commits when it ends.
 HEARTBEAT_SECONDS = 1.0
+# The savepoint that the end of a run in queue_job's transaction sets with
+# its first statement: what the end did is undone to it when it fails, and
+# the end is recorded on a cursor of its own instead.
+END_SAVEPOINT = SQL("SAVEPOINT eyrie_job_end;")
 # The fields of a job that others are computed from.
 COMPUTED_FROM = frozenset({"state", "not_before", "started_at", "ended_at"})
 # The job taken when queue_job started its queue job, in this thread:
@@ -80,6 +87,11 @@ def _scrubber(secrets):
 
 class JobFailure(Exception):
     """A job failed; the message says which step and why."""
+
+
+class GoOnOwnCursor(Exception):
+    """A run in queue_job's transaction must commit its progress: it goes
+    on on a cursor of its own."""
 
 
 class JobYield(Exception):
@@ -134,6 +146,10 @@ class JobRun:
         self.log = log
         # When its progress was last committed (time.monotonic()).
         self.committed_at = time.monotonic()
+        # Run in the transaction of its queue job (``_run_in_queue_job``),
+        # which queue_job commits when the run returns: it commits nothing
+        # itself there.
+        self.in_queue_job = False
 
     def progress(self):
         """The job's fields that say how far the run got."""
@@ -192,19 +208,49 @@ class EyrieJobRunner(models.Model):
 
     def _run_queued(self):
         """Run the book, or resume it where it stopped. The queue job's
-        function (Allow Commit: it runs on a cursor of its own, committed
-        after each step that did something but the last, and when it ends,
-        so that progress shows and survives a crash). The job was marked
-        running when queue_job started its queue job, in that transaction
-        (``_take_when_started``); else it is taken here, and committed. A
-        wait or a retry gives the worker back: the same queue job runs again
-        at its time (queue_job's ``RetryableJobError``)."""
+        function, run in queue_job's transaction (no Allow Commit).
+
+        A job taken when queue_job started its queue job
+        (``_take_when_started``, the way nearly every run starts) runs there
+        and ends there: queue_job's commit of its queue job's end commits
+        the job's end with it, in one transaction. A run that must commit
+        before it ends (its progress after a step once a second, a wait or a
+        retry that gives the worker back, a failure) does so on a cursor of
+        its own, and goes on there; so does a job that was not taken when
+        its queue job started (resumed after its worker died), taken here
+        and committed. A wait or a retry gives the worker back: the same
+        queue job runs again at its time (queue_job's ``RetryableJobError``)."""
         self.ensure_one()
-        run = self._started_run() or self._take()
-        if run is None:
-            return
+        run = self._started_run()
+        if run is not None:
+            run.in_queue_job = True
+            if self._run_book(run):
+                return
+            run.in_queue_job = False
+        with self._own_cursor() as job:
+            if run is None:
+                run = job._take()
+                if run is None:
+                    return
+            else:
+                # Its progress, which it had to commit.
+                job._save_progress(run)
+            job._run_book(run)
+
+    @contextlib.contextmanager
+    def _own_cursor(self):
+        """The job on a cursor of its own (in tests, a test cursor on the
+        test's transaction), committed when the block ends without error."""
+        with self.env.registry.cursor() as cr:
+            yield self.with_env(self.env(cr=cr))
+
+    def _run_book(self, run):
+        """Run the steps and end the job. False when the run, in queue_job's
+        transaction, must go on on a cursor of its own."""
         try:
             self._run_steps(run)
+        except GoOnOwnCursor:
+            return False
         except JobYield as pause:
             self._yield(run, pause.not_before)
         except JobFailure as failure:
@@ -218,6 +264,7 @@ class EyrieJobRunner(models.Model):
             self._fail(run, self.env._("Unexpected error: %s", safe_error_text(error)))
         else:
             self._end(run)
+        return True
 
     def _take_when_started(self):
         """Take the job in the transaction in which queue_job starts its
@@ -388,14 +435,15 @@ class EyrieJobRunner(models.Model):
             value = getattr(run, name)
             self.env.cache.update(self, field, [field.convert_to_cache(value, self)])
 
-    def _write_own(self, vals, only_running=False, durable=True):
+    def _write_own(self, vals, only_running=False, durable=True, savepoint=False):
         """Write the run's bookkeeping ``vals`` on the job's row, which the
         run holds: one statement, where the ORM would first ask the database
         for the transaction's time (``write_date``). With ``only_running``,
         only while the job is running; returns whether it was written.
         Nothing stored depends on these fields; the values written are the
         cache's. Not ``durable``: written by a run, whose commits need not
-        wait for the disk (``NOT_DURABLE``)."""
+        wait for the disk (``NOT_DURABLE``). With ``savepoint``, the statement
+        sets ``END_SAVEPOINT`` first, in the same round trip."""
         columns = [
             SQL(
                 "%s = %s",
@@ -407,9 +455,10 @@ class EyrieJobRunner(models.Model):
         cr = self.env.cr
         cr.execute(
             SQL(
-                "%sUPDATE eyrie_job SET %s, write_uid = %s, "
+                "%s%sUPDATE eyrie_job SET %s, write_uid = %s, "
                 "write_date = (now() AT TIME ZONE 'UTC') WHERE id = %s%s "
                 "RETURNING write_date",
+                END_SAVEPOINT if savepoint else SQL(),
                 SQL() if durable else NOT_DURABLE,
                 SQL(", ").join(columns),
                 self.env.uid,
@@ -626,6 +675,16 @@ class EyrieJobRunner(models.Model):
         raise JobYield(fields.Datetime.now() + timedelta(seconds=delay))
 
     def _yield(self, run, not_before):
+        if run.in_queue_job:
+            # queue_job rolls its transaction back when the queue job is
+            # postponed: the job's state is committed on a cursor of its own.
+            with self._own_cursor() as job:
+                job._write_yield(run, not_before)
+        else:
+            self._write_yield(run, not_before)
+        raise _postponed(not_before, fields.Datetime.now())
+
+    def _write_yield(self, run, not_before):
         self._write_own(
             durable=False,
             vals={
@@ -638,16 +697,19 @@ class EyrieJobRunner(models.Model):
         # Safe: the job is consistent as pending; queue_job runs its queue
         # job again at ``not_before``.
         self._commit()
-        raise _postponed(not_before, fields.Datetime.now())
 
     def _heartbeat(self, run):
-        now = time.monotonic()
-        if now - run.committed_at < HEARTBEAT_SECONDS:
+        if time.monotonic() - run.committed_at < HEARTBEAT_SECONDS:
             return
+        if run.in_queue_job:
+            raise GoOnOwnCursor()
+        self._save_progress(run)
+
+    def _save_progress(self, run):
         self._write_own({"log": run.log.text(), **run.progress()}, durable=False)
         # Progress is visible, and a crash resumes after this step.
         self._commit()
-        run.committed_at = now
+        run.committed_at = time.monotonic()
 
     def _end(self, run, state="done", error_message=False):
         """End the job, done in the transaction of its last step: what the
@@ -655,6 +717,8 @@ class EyrieJobRunner(models.Model):
         Its deployment may have changed meanwhile (a user's edit, a timer):
         then the end is recorded again, once, on a fresh snapshot, rather
         than the whole run resumed."""
+        if run.in_queue_job and self._end_in_queue_job(run, state, error_message):
+            return
         try:
             self._prime_cache(run)
             self._finish(
@@ -669,10 +733,67 @@ class EyrieJobRunner(models.Model):
                 state, run.log, error_message, vals=run.progress(), durable=False
             )
 
+    def _end_in_queue_job(self, run, state, error_message):
+        """End the job and apply its outcome in queue_job's transaction,
+        which commits them with the queue job's end. True when done; False
+        when anything went wrong (a change committed meanwhile, an outcome
+        that cannot be applied): what it did is undone, and the end is
+        recorded on a cursor of its own, on a fresh snapshot, by ``_end``."""
+        cr = self.env.cr
+        self._prime_cache(run)
+        # Nothing else of the run's is written before the savepoint.
+        self.env.flush_all()
+        try:
+            if self._write_end(
+                state,
+                run.log,
+                error_message,
+                True,
+                run.progress(),
+                durable=True,
+                savepoint=True,
+            ):
+                self._apply_outcome()
+                # Its precommit hooks too (the timers that follow, the
+                # chatter's tracking), under the savepoint.
+                cr.flush()
+            return True
+        except Exception as error:
+            _logger.info(
+                "Eyrie job %s: recording its end on a cursor of its own",
+                self.id,
+                exc_info=True,
+            )
+            cr.clear()
+            try:
+                # Undone to the savepoint: queue_job's transaction, and its
+                # lock of the queue job, are kept.
+                cr.execute(SQL("ROLLBACK TO SAVEPOINT eyrie_job_end"))
+            except psycopg2.Error:
+                # The savepoint was never set: nothing to undo but the
+                # error's cause, which queue_job handles.
+                raise error from None
+            self.env.invalidate_all(flush=False)
+        run.in_queue_job = False
+        with self._own_cursor() as job:
+            job._end(run, state, error_message)
+        return True
+
     def _fail(self, run, error_message):
         """Fail the job with the first cause. What the run did since its
         last commit is undone first: after a database error the transaction
-        is aborted, and nothing else could be recorded on it."""
+        is aborted, and nothing else could be recorded on it. In queue_job's
+        transaction, which holds the queue job's lock until it ends, the
+        failure is recorded on a cursor of its own."""
+        if run.in_queue_job:
+            run.in_queue_job = False
+            if self._transaction_aborted():
+                # A database error aborted it: neither the failure nor
+                # queue_job's end of the queue job could be recorded in it.
+                self.env.cr.rollback()
+            with self._own_cursor() as job:
+                job._end(run, "failed", error_message)
+            return
         self.env.cr.rollback()
         self.env.invalidate_all()
         self._end(run, "failed", error_message)
@@ -722,7 +843,9 @@ class EyrieJobRunner(models.Model):
                 self._outcome_failed(error)
             self._commit()
 
-    def _write_end(self, state, log, error_message, check_running, vals, durable):
+    def _write_end(
+        self, state, log, error_message, check_running, vals, durable, savepoint=False
+    ):
         """Write the job's end; False when it ended meanwhile (a run given up
         on) and ``check_running``. One statement, on the row only while it
         is running: in Odoo's repeatable-read transactions, a change
@@ -739,13 +862,23 @@ class EyrieJobRunner(models.Model):
             "error_message": scrub(error_message) if error_message else False,
             "not_before": False,
         }
-        if self._write_own(ended, only_running=check_running, durable=durable):
+        if self._write_own(
+            ended, only_running=check_running, durable=durable, savepoint=savepoint
+        ):
             return True
         self.invalidate_recordset(["state"])
         _logger.warning(
             "Eyrie job %s ended while %s; result ignored", self.id, self.state
         )
         self.invalidate_recordset()
+        return False
+
+    def _transaction_aborted(self):
+        """Whether a database error aborted the cursor's transaction."""
+        try:
+            self.env.cr.execute(SQL("SELECT 1"), log_exceptions=False)
+        except psycopg2.errors.InFailedSqlTransaction:
+            return True
         return False
 
     def _outcome_failed(self, error):
@@ -775,10 +908,10 @@ class EyrieJobRunner(models.Model):
         return isinstance(self.env.cr, TestCursor) or not in_test()
 
     def _commit(self):
-        # Safe: the queue job runs on a cursor of its own (Allow Commit; in
-        # tests, a test cursor, whose commit ends a savepoint), and every
-        # call ends a consistent unit (a job taken, a step logged, a job
-        # finished).
+        # Safe: called on a cursor of the run's own (``_own_cursor``; in
+        # tests, a test cursor, whose commit ends a savepoint), never on
+        # queue_job's, and every call ends a consistent unit (a job taken, a
+        # step logged, a job finished).
         if self._may_commit():
             self.env.cr.commit()  # pylint: disable=invalid-commit
 

@@ -3,7 +3,10 @@ each one loaded from the database and performed by queue_job's own
 ``RunJobController._runjob`` (what its ``/queue_job/runjob`` route does for
 the job runner), on a test cursor of its own."""
 
+from contextlib import contextmanager
 from datetime import timedelta
+
+from psycopg2.errors import InFailedSqlTransaction
 
 from odoo import fields
 from odoo.tools import SQL
@@ -52,11 +55,45 @@ def run_queue_jobs(env, limit=None, timers=False, also=()):
             # As the controller's _acquire_job: the job is started for every
             # other cursor before it runs.
             cr.commit()  # pylint: disable=invalid-commit
-            RunJobController._runjob(job_env, job)
+            if job.method_name == "_run_queued":
+                with _rollback_keeps_nested_commits(cr):
+                    RunJobController._runjob(job_env, job)
+            else:
+                RunJobController._runjob(job_env, job)
         # The job ran on cursors of its own: read afresh.
         env.invalidate_all()
         ran += 1
     return ran
+
+
+@contextmanager
+def _rollback_keeps_nested_commits(cr):
+    """queue_job rolls back the transaction of a queue job it postpones,
+    after it has committed the postponement on a cursor of its own, as an
+    Eyrie run commits its wait on one. In production these are other
+    transactions, which the rollback leaves alone. Test cursors are
+    savepoints on one transaction: rolling back the queue job's would undo
+    them too. So here that rollback forgets what the queue job's transaction
+    holds in memory and undoes nothing, for an Eyrie run only: it has
+    written nothing in that transaction when it waits or gives up
+    (``eyrie.job._run_queued``), unless a database error aborted it."""
+    rollback = cr.rollback
+
+    def forget():
+        try:
+            cr.execute(SQL("SELECT 1"), log_exceptions=False)
+        except InFailedSqlTransaction:
+            # A database error aborted it: rolled back, as in production
+            # (and before anything is committed on another cursor).
+            rollback()
+        else:
+            cr.clear()
+
+    cr.rollback = forget
+    try:
+        yield
+    finally:
+        cr.rollback = rollback
 
 
 def resume_waiting_jobs(env):

@@ -1,8 +1,9 @@
-"""What the hot paths cost: the job runner reads a job once and commits it
-twice, an action queues its jobs without looking them up, and the form
-reads no job's log to know the job in progress; and what that must not
-cost in behaviour (a deployment changed while its job runs, an outcome that
-cannot be applied)."""
+"""What the hot paths cost: the job runner reads a job once and commits
+nothing of its own (its end is committed with its queue job's), an action
+queues its jobs without looking them up, and the form reads no job's log
+to know the job in progress; and what that must not cost in behaviour (a
+deployment changed while its job runs, an outcome that cannot be
+applied)."""
 
 import re
 import threading
@@ -56,7 +57,8 @@ class TestRunnerCosts(EyrieCase):
         return deployment, deployment.job_ids.sorted("id")[-1]
 
     def _commits_of_run(self):
-        """Run the queue jobs; returns how many times the runner committed."""
+        """Run the queue jobs; returns how many times the runner committed
+        on a cursor of its own (beside queue_job's commits)."""
         Job = type(self.env["eyrie.job"])
         commit = Job._commit
         commits = []
@@ -69,15 +71,16 @@ class TestRunnerCosts(EyrieCase):
             self._run_jobs()
         return len(commits)
 
-    def test_one_step_job_reads_its_row_once_and_commits_twice(self):
+    def test_one_step_job_reads_its_row_once_and_commits_nothing_of_its_own(self):
         deployment, job = self._deploy_with(self.book_deploy)
         with recorded_queries() as queries:
             commits = self._commits_of_run()
         self.assertEqual(job.state, "done")
         self.assertEqual(job.step_index, 1)
         # Taken when queue_job started its queue job (committed with it:
-        # users see it run), then ended with its step: one commit of its own.
-        self.assertEqual(commits, 1)
+        # users see it run), then ended in the transaction that queue_job
+        # commits with the queue job's end: no commit of its own.
+        self.assertEqual(commits, 0)
         # The log and the values are returned by the statement that takes
         # the job, never read again by the ORM after a commit.
         reads_of_log = [query for query, _params in queries if "job.log" in query]
@@ -209,7 +212,7 @@ class TestRunnerCosts(EyrieCase):
             [("Nothing", "apply", SKIPPED_STEP), ("One", "apply", CONFIG_MAP_STEP)],
         )
         _deployment, job = self._deploy_with(book)
-        self.assertEqual(self._commits_of_run(), 1)
+        self.assertEqual(self._commits_of_run(), 0)
         self.assertEqual(job.step_index, 2)
         self.assertIn("Step 1 'Nothing' (apply): skipped (nothing to do here)", job.log)
 
@@ -219,10 +222,12 @@ class TestRunnerCosts(EyrieCase):
             [("First", "apply", CONFIG_MAP_STEP), ("Second", "apply", CONFIG_MAP_STEP)],
         )
         deployment, job = self._deploy_with(book)
-        # Quick steps: their progress is committed with the job's end.
-        self.assertEqual(self._commits_of_run(), 1)
+        # Quick steps: their progress is committed with the job's end, in
+        # queue_job's transaction.
+        self.assertEqual(self._commits_of_run(), 0)
         self.assertEqual((job.state, job.step_index), ("done", 2))
-        # Steps slower than the heartbeat: each but the last commits it.
+        # Steps slower than the heartbeat: each but the last commits it, on
+        # a cursor of the run's own, where the run then ends.
         self.patch(eyrie_job_runner, "HEARTBEAT_SECONDS", 0)
         deployment.action_deploy()
         job = deployment.job_ids.sorted("id")[-1]
@@ -403,6 +408,26 @@ class TestDeploymentChangedWhileItsJobRuns(BaseCase):
                 self.queue_jobs_before,
             )
 
+    def _queue_job_locked(self, uuid):
+        """Whether a worker holds queue_job's lock of the queue job ``uuid``,
+        seen from another transaction, as queue_job's requeuer sees it."""
+        with self.registry.cursor() as cr:
+            cr.execute(
+                "SELECT lock.id FROM queue_job_lock lock "
+                "JOIN queue_job job ON job.id = lock.queue_job_id "
+                "WHERE job.uuid = %s FOR NO KEY UPDATE OF lock SKIP LOCKED",
+                [uuid],
+            )
+            free = cr.fetchall()
+            cr.execute(
+                "SELECT count(*) FROM queue_job_lock lock "
+                "JOIN queue_job job ON job.id = lock.queue_job_id "
+                "WHERE job.uuid = %s",
+                [uuid],
+            )
+            exists = cr.fetchone()[0]
+        return bool(exists) and not free
+
     def test_its_job_still_ends_done_without_a_restart(self):
         run_step = DryRunExecutor.run_step
         changed = []
@@ -422,10 +447,16 @@ class TestDeploymentChangedWhileItsJobRuns(BaseCase):
         Job = self.registry["eyrie.job"]
         write_end = Job._write_end
         ends = []
+        locked = []
 
-        def counted_end(job, *args):
+        def counted_end(job, *args, **kwargs):
             ends.append(job.id)
-            return write_end(job, *args)
+            if len(ends) == 2:
+                # Recorded again on a cursor of its own: queue_job's lock of
+                # the queue job is still held (its requeuer would otherwise
+                # take it for a dead worker's).
+                locked.append(self._queue_job_locked(job.queue_job_uuid))
+            return write_end(job, *args, **kwargs)
 
         with (
             patch.object(DryRunExecutor, "run_step", run_step_while_someone_writes),
@@ -436,6 +467,7 @@ class TestDeploymentChangedWhileItsJobRuns(BaseCase):
         # The change met the first job's end, which was recorded again on a
         # fresh snapshot; the second job's end once.
         self.assertEqual(len(ends), 3)
+        self.assertEqual(locked, [True])
         self.assertEqual(ends[0], ends[1])
         self.assertEqual(gauge.ran, 2)
         with self.registry.cursor() as cr:

@@ -55,6 +55,11 @@ class EyrieDeployment(models.Model):
         help="Its type implements <type>_action_clone.",
     )
 
+    @api.model
+    def _job_run_fields(self):
+        # A clone's run reads its source's namespace (_namespaces_read).
+        return super()._job_run_fields() | {"cloned_from_name"}
+
     @api.depends("deployment_type")
     def _compute_clone_supported(self):
         for deployment in self:

@@ -1,8 +1,10 @@
+import functools
 import json
 import uuid
 
 from odoo import api, models
 from odoo.exceptions import UserError, ValidationError
+from odoo.tools import SQL
 
 from ..tools.confinement import check_book
 from ..tools.executor import DEPLOYMENT_LABEL, MANAGED_BY_LABEL
@@ -13,6 +15,16 @@ from ..tools.values import (
     check_values,
     parse_json_object,
 )
+
+
+@functools.lru_cache(maxsize=16)
+def _select_columns(table, names):
+    # Composed once: every run reads the same columns.
+    return SQL(
+        "SELECT %s FROM %s",
+        SQL(", ").join(SQL.identifier(name) for name in names),
+        SQL.identifier(table),
+    )
 
 
 class EyrieDeployment(models.Model):
@@ -138,7 +150,7 @@ class EyrieDeployment(models.Model):
             }
             if not vals:
                 return
-        if not vals.keys() & deployments._track_get_fields():
+        if not any(getattr(self._fields[name], "tracking", None) for name in vals):
             # Nothing the chatter tracks (the phase is): no tracked value to
             # read before and compare after, and no follower to add (no
             # lifecycle field names a user).
@@ -262,6 +274,56 @@ class EyrieDeployment(models.Model):
             "values": self._effective_values() if values is None else values,
             "secrets": self._template_secrets(),
         }
+
+    @api.model
+    def _job_run_fields(self):
+        """The stored fields a job's run reads of its deployment, to render
+        its book and record its outcome: fetched in one query when the run
+        starts (``_fetch_for_run``) instead of every column of the row (its
+        values, which the job carries, and what only the form shows). A
+        concern adds those it reads (``super()``); a field left out is still
+        read, in a query of its own."""
+        return {
+            "name",
+            "active",
+            "deployment_type",
+            "namespace",
+            "scope_id",
+            "state",
+            "repository_state",
+            "error_message",
+            "credentials",
+            "drop_protected",
+            "deployed_at",
+            "paused_at",
+        }
+
+    def _fetch_for_run(self):
+        """Read what a job's run needs of this deployment in one statement,
+        into Odoo's cache as Odoo's own read puts it (``_fetch_query``:
+        the columns' values, never over what the cache holds). It is the
+        deployment of the job being run, which the job's user was allowed to
+        act on when the job was queued; its credentials come with it, which
+        the run reads as superuser for the books' secrets."""
+        self.ensure_one()
+        names = tuple(
+            sorted(
+                name
+                for name in self._job_run_fields()
+                # Plain columns only: any other field is read as Odoo reads it.
+                if self._fields[name].column_type
+                and self._fields[name].store
+                and not self._fields[name].translate
+            )
+        )
+        cr = self.env.cr
+        select = _select_columns(self._table, names)
+        cr.execute(SQL("%s WHERE id = %s", select, self.id))
+        row = cr.fetchone()
+        if row:
+            cache = self.env.cache
+            for name, value in zip(names, row, strict=True):
+                cache.insert_missing(self, self._fields[name], (value,))
 
     def _namespaces_read(self, action):
         """{namespace: deployment id}: the namespaces besides its own that

@@ -191,6 +191,10 @@ class EyrieDeploymentOdoo(models.Model):
             "database_deployment_id",
         }
 
+    @api.model
+    def _job_run_fields(self):
+        return super()._job_run_fields() | {"database_mode", "database_deployment_id"}
+
     def _check_dependents(self, verb):
         # Stopping or deleting a database under an Odoo breaks it: the Odoo
         # goes first (its own pause timer usually does, being shorter).

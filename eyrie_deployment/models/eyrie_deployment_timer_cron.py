@@ -77,6 +77,10 @@ class EyrieDeployment(models.Model):
         "timer later): it then fires nothing and plans the next one.",
     )
 
+    @api.model
+    def _job_run_fields(self):
+        return super()._job_run_fields() | {"timer_job_at"}
+
     def write(self, vals):
         result = super().write(vals)
         if TIMER_INPUTS & vals.keys():

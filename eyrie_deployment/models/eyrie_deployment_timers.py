@@ -148,6 +148,20 @@ class EyrieDeployment(models.Model):
     # Computes
     # ------------------------------------------------------------------
 
+    @api.model
+    def _job_run_fields(self):
+        # A deploy or a pause moves the timers: what they are computed from.
+        return super()._job_run_fields() | {
+            "resumed_at",
+            "next_pause_at",
+            "next_drop_at",
+            "drop_warning_due_at",
+            "drop_warned_for",
+            "timer_blocked_until",
+            "timer_extension_seconds",
+            "timer_refusal",
+        }
+
     @api.depends(
         "repository_state",
         "deployed_at",

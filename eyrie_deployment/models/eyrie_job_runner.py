@@ -488,6 +488,7 @@ class EyrieJobRunner(models.Model):
         if not run.deployment_id:
             raise JobFailure(self.env._("The deployment of this job no longer exists."))
         deployment = self.env["eyrie.deployment"].browse(run.deployment_id)
+        deployment._fetch_for_run()
         cluster = self.env["eyrie.cluster"].browse(run.cluster_id)
         # Read from memory, not from the database, at every run.
         cluster._load_cached_settings()

@@ -99,6 +99,25 @@ class TestRunnerCosts(EyrieCase):
             )
         self.assertEqual(deployment.state, "deploy")
 
+    def test_a_run_reads_what_it_needs_of_its_deployment_in_one_query(self):
+        deployment, job = self._deploy_with(self.book_deploy)
+        with recorded_queries() as queries:
+            self._run_jobs()
+        self.assertEqual(job.state, "done")
+        self.assertEqual(deployment.state, "deploy")
+        reads = [
+            query
+            for query, _params in queries
+            if query.startswith("SELECT") and 'FROM "eyrie_deployment"' in query
+        ]
+        self.assertEqual(len(reads), 1, reads)
+        # Its timers and its credentials with it; not its values (the job
+        # carries them) nor what only its form shows.
+        for column in ("next_pause_at", "credentials"):
+            self.assertIn(f'"{column}"', reads[0])
+        for column in ("values", "hostname", "deployment_deploy_book_id"):
+            self.assertNotIn(f'"{column}"', reads[0])
+
     def test_a_job_is_running_once_queue_job_started_it(self):
         _deployment, job = self._deploy_with(self.book_deploy)
         queued = Job.load(self.env, job.queue_job_uuid)

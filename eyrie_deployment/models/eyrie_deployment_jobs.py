@@ -254,8 +254,9 @@ class EyrieDeployment(models.Model):
         hook = getattr(self, f"_{self.deployment_type}_template_secrets", None)
         # Credentials are manager-only fields; the books need them.
         secrets_ = hook() if hook else dict(self.sudo().credentials or {})
-        if self.backup_supported:
-            # The bucket's keys only reach the types that back up to it.
+        # The bucket's keys only reach the types that back up to it (asked
+        # only with a bucket: a computed field costs every run).
+        if self.scope_id._backup_bucket() and self.backup_supported:
             secrets_ |= self.scope_id._backup_secrets()
         return secrets_
 

@@ -146,6 +146,8 @@ class EyrieDeployment(models.Model):
         "res.users",
         string="Responsible",
         default=lambda self: self.env.user,
+        # A duplicate is its copier's, as a new deployment is its creator's.
+        copy=False,
         ondelete="set null",
         tracking=True,
         index="btree_not_null",

@@ -568,6 +568,17 @@ class TestLifecycleOwnsItsFields(TenancyCase):
             self.rpc_as(self.other, "eyrie.job", "action_cancel", job_ids[-1:])
         self.assertEqual(self._read(deployment_id, "state")["state"], "initializing")
 
+    def test_a_duplicate_of_another_users_deployment_is_the_copiers(self):
+        deployment_id = self._create("theirs")
+        self.other.partner_id.email = "other@example.com"
+        copy_id = self.rpc_as(self.other, "eyrie.deployment", "copy", deployment_id)
+        copy = self.env["eyrie.deployment"].browse(copy_id)
+        # Not put on the first user's list, under their name, by someone else.
+        self.assertEqual(copy.user_id, self.other)
+        self.assertEqual(copy.repository_state, "draft")
+        original = self.env["eyrie.deployment"].browse(deployment_id)
+        self.assertEqual(original.user_id, self.user)
+
 
 @tagged("post_install", "-at_install")
 class TestCancel(TenancyCase):

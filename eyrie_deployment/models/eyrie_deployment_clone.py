@@ -239,7 +239,9 @@ class EyrieDeployment(models.Model):
             data = backup.display_name
         else:
             data = self.env._("its data as it is now")
-        self.message_post(
+        # A note, as mail's tracking logs: the user who clones may have no
+        # email address, which a posted message needs as its sender's.
+        self._message_log(
             body=self.env._(
                 "Cloned into %(clone)s (%(data)s%(detail)s).",
                 clone=clone.name,

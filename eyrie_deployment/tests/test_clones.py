@@ -439,3 +439,23 @@ class TestClonesXmlRpc(TwoUsersRpcCase):
         with self.assertRaises(xmlrpc.client.Fault) as caught:
             self._as_other("action_clone", [shop])
         self.assertIn("You cannot duplicate deployment", caught.exception.faultString)
+
+    def test_a_user_without_an_email_address_clones(self):
+        # Odoo lets a user have no email address (a login that is none):
+        # Eyrie's messages are notes of the deployment, sent to nobody by mail.
+        self.user.partner_id.email = False
+        shop = self.rpc(
+            "eyrie.deployment",
+            "create",
+            {"name": "no-mail", "deployment_type": "odoo", "scope_id": self.scope.id},
+        )
+        self.rpc("eyrie.deployment", "action_deploy", [shop])
+        self._settle_played()
+        action = self.rpc("eyrie.deployment", "action_clone", [shop], name="no-mail-2")
+        self._settle_played()
+        clone = self.env["eyrie.deployment"].browse(action["res_id"])
+        self.assertEqual(clone.state, "deploy", clone.error_message)
+        source = self.env["eyrie.deployment"].browse(shop)
+        self.assertIn(
+            "Cloned into no-mail-2", "\n".join(source.message_ids.mapped("body"))
+        )

@@ -629,6 +629,16 @@ class TestCancel(TenancyCase):
         )
         self.assertIsNone(self.emulator.get("v1", "Namespace", "early"))
 
+    def test_a_failed_deploy_of_a_user_without_an_email_address_says_why(self):
+        self.emulator.fail("PATCH", "/secrets/odoo", 422, message="refused")
+        deployment_id = self._create("no-mail")
+        self._act(deployment_id, "deploy")
+        found = self._read(deployment_id, "state", "error_message")
+        self.assertEqual(found["state"], "error")
+        self.assertIn("refused", found["error_message"])
+        deployment = self.env["eyrie.deployment"].browse(deployment_id)
+        self.assertIn("job failed", " | ".join(deployment.message_ids.mapped("body")))
+
     def test_cancel_after_a_failed_first_deploy_stays_out_of_draft(self):
         self.emulator.fail("PATCH", "/secrets/odoo", 422, message="refused")
         deployment_id = self._create("retried")

@@ -415,22 +415,28 @@ class TestClonesXmlRpc(TwoUsersRpcCase):
 
     LOGIN = "eyrie_clone_user"
 
-    def test_clone_over_xmlrpc(self):
+    def _deploy_and_clone(self, name):
+        """An Odoo deployment ``name`` deployed, then cloned as ``<name>-copy``
+        over XML-RPC by the user; returns (its id, the clone's id)."""
         shop = self.rpc(
             "eyrie.deployment",
             "create",
-            {"name": "rpc-prod", "deployment_type": "odoo", "scope_id": self.scope.id},
+            {"name": name, "deployment_type": "odoo", "scope_id": self.scope.id},
         )
         self.rpc("eyrie.deployment", "action_deploy", [shop])
         self._settle_played()
         action = self.rpc(
-            "eyrie.deployment", "action_clone", [shop], name="rpc-prod-copy"
+            "eyrie.deployment", "action_clone", [shop], name=f"{name}-copy"
         )
         self._settle_played()
+        return shop, action["res_id"]
+
+    def test_clone_over_xmlrpc(self):
+        shop, clone_id = self._deploy_and_clone("rpc-prod")
         clone = self.rpc(
             "eyrie.deployment",
             "read",
-            [action["res_id"]],
+            [clone_id],
             ["state", "cloned_from_id", "clone_neutralize", "user_id"],
         )[0]
         self.assertEqual(clone["state"], "deploy")
@@ -444,18 +450,10 @@ class TestClonesXmlRpc(TwoUsersRpcCase):
         # Odoo lets a user have no email address (a login that is none):
         # Eyrie's messages are notes of the deployment, sent to nobody by mail.
         self.user.partner_id.email = False
-        shop = self.rpc(
-            "eyrie.deployment",
-            "create",
-            {"name": "no-mail", "deployment_type": "odoo", "scope_id": self.scope.id},
-        )
-        self.rpc("eyrie.deployment", "action_deploy", [shop])
-        self._settle_played()
-        action = self.rpc("eyrie.deployment", "action_clone", [shop], name="no-mail-2")
-        self._settle_played()
-        clone = self.env["eyrie.deployment"].browse(action["res_id"])
+        shop, clone_id = self._deploy_and_clone("no-mail")
+        clone = self.env["eyrie.deployment"].browse(clone_id)
         self.assertEqual(clone.state, "deploy", clone.error_message)
         source = self.env["eyrie.deployment"].browse(shop)
         self.assertIn(
-            "Cloned into no-mail-2", "\n".join(source.message_ids.mapped("body"))
+            "Cloned into no-mail-copy", "\n".join(source.message_ids.mapped("body"))
         )

@@ -7,6 +7,8 @@ from . import eyrie_deployment_book_step
 from . import eyrie_scope
 from . import eyrie_scope_backup
 from . import eyrie_scope_clone
+from . import eyrie_scope_code
+from . import eyrie_git_credential
 from . import eyrie_deployment
 from . import eyrie_deployment_guards
 from . import eyrie_deployment_jobs
@@ -14,6 +16,7 @@ from . import eyrie_deployment_lifecycle
 from . import eyrie_deployment_timers
 from . import eyrie_deployment_timer_cron
 from . import eyrie_deployment_odoo
+from . import eyrie_deployment_odoo_code
 from . import eyrie_deployment_odoo_login
 from . import eyrie_deployment_login
 from . import eyrie_deployment_pgo
@@ -26,6 +29,7 @@ from . import eyrie_deployment_pgo_backup
 from . import eyrie_deployment_logs
 from . import eyrie_deployment_kanban
 from . import eyrie_backup
+from . import eyrie_release
 from . import eyrie_backup_schedule
 from . import eyrie_backup_download
 from . import eyrie_restore_wizard

@@ -223,7 +223,9 @@ class EyrieDeployment(models.Model):
         try:
             values |= parse_json_object(self.values)
             check_values(
-                values, self._accepted_value_keys(self.deployment_type, self.scope_id)
+                values,
+                self._accepted_value_keys(self.deployment_type, self.scope_id),
+                self._value_checks(self.deployment_type),
             )
         except ValuesError as error:
             raise ValidationError(
@@ -247,6 +249,13 @@ class EyrieDeployment(models.Model):
             defaults = getattr(self, f"_{deployment_type}_default_values", None)
             keys = set(defaults()) if defaults else set()
         return keys | scope._extra_value_keys()
+
+    @api.model
+    def _value_checks(self, deployment_type):
+        """{key: check} of the values a type checks itself
+        (``_<type>_value_checks``), besides the shared ``VALUE_CHECKS``."""
+        hook = getattr(self, f"_{deployment_type}_value_checks", None)
+        return hook() if hook else {}
 
     def _template_secrets(self):
         """Credentials the books see as ``secrets``; never logged."""

@@ -36,6 +36,12 @@ ODOO_DEFAULT_VALUES = {
     "filestore_archive": True,
     # The scope's Mail Catcher (Mailpit) runs this image.
     "mail_catcher_image": "axllent/mailpit:v1.27",
+    # Addons repositories ({url, ref, path?, credential?}), in the order of
+    # --addons-path, fetched at their pinned commits by this image's git.
+    "repositories": [],
+    "git_image": "alpine/git:2.47.2",
+    # Modules installed beyond base (the first deploy, or the next one).
+    "modules": [],
 }
 # Keys an Odoo deployment accepts beyond its defaults (derived when unset).
 ODOO_OPTIONAL_KEYS = frozenset({"hostname", "dns_target", "db_name"})
@@ -253,12 +259,25 @@ class EyrieDeploymentOdoo(models.Model):
         )
 
     @api.private
-    def odoo_action_deploy(self, after=None):
+    def odoo_action_deploy(self, after=None, release=None):
+        """Deploy the code of ``release`` (an eyrie.release of this
+        deployment, deployed again), or the refs of the values pinned now."""
         values = self._odoo_values()
         if values["database_mode"] == "shared":
             after = self._odoo_check_shared_database(values) or after
         self._ensure_credentials(("admin_password", "db_password"))
-        return self._start_deploy(values=values, after=after)
+        if release and release.deployment_id != self:
+            raise UserError(
+                self.env._(
+                    "That release is not one of deployment %(name)s.", name=self.name
+                )
+            )
+        values = self._odoo_code_values(values, release=release)
+        jobs = self.with_context(eyrie_code_values=values)._start_deploy(
+            values=values, after=after
+        )
+        self._odoo_record_release(jobs, values)
+        return jobs
 
     @api.private
     def odoo_action_pause(self):

@@ -358,11 +358,11 @@ class EyrieScope(models.Model):
                     raise ValuesError(
                         f"section '{section_type}' must be a JSON object of values"
                     )
+                Deployment = self.env["eyrie.deployment"]
                 check_values(
                     section,
-                    self.env["eyrie.deployment"]._accepted_value_keys(
-                        section_type, self
-                    ),
+                    Deployment._accepted_value_keys(section_type, self),
+                    Deployment._value_checks(section_type),
                 )
         except ValuesError as error:
             raise ValidationError(

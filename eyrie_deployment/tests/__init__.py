@@ -2,6 +2,7 @@ from . import test_backup_download
 from . import test_backups
 from . import test_boundary_new_features
 from . import test_clones
+from . import test_code
 from . import test_concurrency
 from . import test_default_books
 from . import test_deployment_kanban

@@ -317,7 +317,9 @@ class TestBackups(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         self._run(shop, "backup")
         self.assertEqual(shop.backup_ids.state, "done")
         self.assertFalse(shop.backup_ids.filestore_archive)
-        self.assertFalse(self.emulator.list("batch/v1", "Job", namespace="volume-shop"))
+        jobs = self.emulator.list("batch/v1", "Job", namespace="volume-shop")
+        # The first deploy's upgrade Job (it installed base) is the only one.
+        self.assertEqual([job["metadata"]["name"] for job in jobs], ["odoo-upgrade"])
 
     def test_failed_filestore_archive_fails_the_backup(self):
         scope = self._bucket_scope()

@@ -139,10 +139,13 @@ class TestDefaultBooks(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         self.assertEqual(
             self._objects(odoo),
             [
+                ("ConfigMap", "odoo-code"),
                 ("ConfigMap", "odoo-scripts"),
                 ("DNSEndpoint", "odoo"),
                 ("Deployment", "odoo"),
                 ("Ingress", "odoo"),
+                # The first deploy installs base (and the values' modules).
+                ("Job", "odoo-upgrade"),
                 ("Namespace", "acme"),
                 ("PersistentVolumeClaim", "odoo-filestore"),
                 ("PostgresCluster", "db"),
@@ -187,7 +190,9 @@ class TestDefaultBooks(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
             env["PASSWORD"], {"secretKeyRef": {"name": "odoo", "key": "db-password"}}
         )
         self.assertEqual(
-            pod["initContainers"][0]["command"], ["/bin/bash", "/eyrie/prepare.sh"]
+            pod["initContainers"][0]["command"],
+            # The code's run.sh adds the addons folders that hold modules.
+            ["/bin/bash", "/eyrie-code/run.sh", "/bin/bash", "/eyrie/prepare.sh"],
         )
         self.assertEqual(
             pod["volumes"][0],
@@ -265,14 +270,27 @@ class TestDefaultBooks(ShippedScopeMixin, OperatorsMixin, KubernetesCase):
         odoo = self._create("acme", "odoo")
         self._run(odoo, "deploy")
         versions = self._versions(odoo)
-        odoo.values = '{"image": "odoo:18.0-20261201"}'
+        odoo.values = '{"replicas": 2}'
         self._run(odoo, "deploy")
         changed = {
             key
             for key, version in self._versions(odoo).items()
             if versions[key] != version
         }
+        # The same code: the pods are not stopped, nothing is upgraded.
         self.assertEqual(changed, {("Deployment", "odoo")})
+        self.assertFalse(odoo._odoo_releases()[0].upgrade)
+        versions = self._versions(odoo)
+        odoo.values = '{"image": "odoo:18.0-20261201", "replicas": 2}'
+        self._run(odoo, "deploy")
+        changed = {
+            key
+            for key, version in self._versions(odoo).items()
+            if versions[key] != version
+        }
+        # Another image is other code: the upgrade Job runs it first.
+        self.assertEqual(changed, {("Deployment", "odoo"), ("Job", "odoo-upgrade")})
+        self.assertTrue(odoo._odoo_releases()[0].upgrade)
         workload = self._get("apps/v1", "Deployment", "odoo", "acme")
         self.assertEqual(
             workload["spec"]["template"]["spec"]["containers"][0]["image"],

@@ -1,188 +1,29 @@
 """The shipped Odoo books' container, run for real: a real Odoo 18.0 process
 runs the init script and then the command of the rendered Deployment, with the
 environment the Deployment gives it, against a PostgreSQL role that needs its
-password (a private PostgreSQL cluster of the test, as PGO would run one).
-
-What the official image does with that environment (``/entrypoint.sh`` and
-``wait-for-psql.py`` of odoo/docker 18.0) is mirrored by ``odoo_image.py``.
-The rest is the Pod's: the ConfigMap mounted at ``/eyrie``, the filestore at
-``/var/lib/odoo``, the image's configuration file at ``$ODOO_RC`` and the
-database Service; here they are a temporary folder, a configuration file with
-this machine's addons and free loopback ports, and the private cluster.
+password (a private PostgreSQL cluster of the test, as PGO would run one);
+how, ``odoo_container.py`` says.
 """
 
-import base64
-import contextlib
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 import xmlrpc.client
 
 from odoo import fields
 from odoo.tests import tagged
 
-from . import odoo_image
 from .common import EyrieCase, ShippedScopeMixin
 from .kube_common import BUCKET
+from .odoo_container import MIRROR, OdooContainerMixin
 from .private_postgres import PrivatePostgres, free_port
 from .s3_peer import S3Peer
 
-MIRROR = os.path.abspath(odoo_image.__file__)
-START_TIMEOUT = 180
-
-
-def _odoo_addons_paths():
-    import odoo
-
-    package = os.path.dirname(odoo.__file__)
-    candidates = [
-        os.path.join(package, "addons"),
-        os.path.join(package, "..", "addons"),
-    ]
-    return ",".join(
-        os.path.abspath(path)
-        for path in candidates
-        if os.path.isfile(os.path.join(path, "web", "__manifest__.py"))
-        or os.path.isfile(os.path.join(path, "base", "__manifest__.py"))
-    )
-
 
 @tagged("post_install", "-at_install")
-class TestOdooContainer(ShippedScopeMixin, EyrieCase):
-    def setUp(self):
-        super().setUp()
-        self.root = tempfile.mkdtemp(prefix="eyrie-odoo-")
-        self.addCleanup(shutil.rmtree, self.root, True)
-
-    def _rendered(self, deployment, action, values=None):
-        """{(kind, name): object} that the apply steps of a shipped book send,
-        with ``values`` (default: the deployment's values now)."""
-        context = deployment._template_context(values or deployment._odoo_values())
-        objects = {}
-        steps = deployment[f"deployment_{action}_book_id"].step_ids
-        for step in steps.filtered(lambda s: s.kind == "apply"):
-            for obj in deployment._render_step(step, context):
-                objects[obj["kind"], obj["metadata"]["name"]] = obj
-        return objects
-
-    def _pod_env(self, container, secrets, pg=None):
-        """The container's environment as the kubelet builds it, the
-        database Service's address replaced by the private cluster's."""
-        # This machine's environment stands for the image's own; nothing in it
-        # may say where the database or a bucket is.
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("PG", "ODOO", "OPENERP", "AWS_"))
-        }
-        for item in container.get("env", []):
-            if "valueFrom" in item:
-                ref = item["valueFrom"]["secretKeyRef"]
-                env[item["name"]] = secrets[ref["name"]][ref["key"]]
-            else:
-                env[item["name"]] = item["value"]
-        if pg:
-            env["HOST"], env["PORT"] = pg.host, str(pg.port)
-        return env
-
-    def _image_config(self, http_port, data_dir=None, name="odoo.conf"):
-        """The image's /etc/odoo/odoo.conf (addons_path, data_dir), with
-        this machine's addons and a free port in place of 8069/8072."""
-        path = os.path.join(self.root, name)
-        with open(path, "w") as handle:
-            handle.write(
-                "[options]\n"
-                f"addons_path = {_odoo_addons_paths()}\n"
-                f"data_dir = {data_dir or self._default_mounts()['/var/lib/odoo']}\n"
-                f"http_port = {http_port}\n"
-                f"gevent_port = {free_port()}\n"
-                "http_interface = 127.0.0.1\n"
-            )
-        return path
-
-    def _default_mounts(self):
-        return {
-            "/var/lib/odoo": f"{self.root}/filestore",
-            "/eyrie": f"{self.root}/eyrie",
-        }
-
-    def _on_host(self, text, mounts=None):
-        """``text`` with the container's mount paths (``mounts``: container
-        path -> this machine's folder) where the test mounted them."""
-        mounts = mounts or self._default_mounts()
-        # In one pass, whole path components only: a folder the test made may
-        # itself contain a mount path's name.
-        pattern = "|".join(re.escape(path) for path in mounts)
-        return re.sub(
-            rf"(?<![\w/.-])({pattern})(?![\w.-])",
-            lambda match: mounts[match.group(1)],
-            text,
-        )
-
-    def _mounted(self, args, mounts=None):
-        return [self._on_host(arg, mounts) for arg in args]
-
-    def _write_scripts(self, config_map, mounts=None):
-        folder = (mounts or self._default_mounts())["/eyrie"]
-        os.makedirs(folder)
-        for name, text in config_map["data"].items():
-            text = text.replace("/entrypoint.sh", f"{sys.executable} {MIRROR}")
-            with open(os.path.join(folder, name), "w") as handle:
-                handle.write(self._on_host(text, mounts))
-        return folder
-
-    def _run_container_script(self, container, env, mounts=None):
-        """The container's command and arguments (``bash /eyrie/<script>``,
-        ``bash -c ...``), its ConfigMap and volumes mounted from the test's
-        folders; asserts it exits 0."""
-        command = self._mounted(container["command"], mounts)
-        result = subprocess.run(
-            [*command, *self._mounted(container.get("args", []), mounts)],
-            env=env,
-            capture_output=True,
-            check=False,
-            text=True,
-            timeout=600,
-        )
-        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
-
-    def _run_aws_container(self, container, secrets, s3, mounts):
-        """A container of the scope's S3 client image (``aws ...``) with this
-        machine's AWS CLI, the bucket's endpoint replaced by the S3 peer's;
-        asserts it exits 0."""
-        command = container["command"]
-        self.assertEqual(command[0], "aws")
-        env = self._pod_env(container, secrets)
-        env["AWS_ENDPOINT_URL_S3"] = s3.endpoint_url
-        env["AWS_CONFIG_FILE"] = self._on_host(env["AWS_CONFIG_FILE"], mounts)
-        result = s3.aws(self._mounted(command[1:], mounts), env)
-        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
-
-    @staticmethod
-    def _decoded(secret):
-        return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
-
-    def _wait_healthy(self, server, url):
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                self.fail(f"Odoo exited with {server.returncode} before it was healthy")
-            # OSError: not listening yet.
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(url, timeout=5) as answer,
-            ):
-                if answer.status == 200:
-                    return
-            time.sleep(1)
-        self.fail(f"Odoo did not answer {url} within {START_TIMEOUT} s")
-
+class TestOdooContainer(OdooContainerMixin, ShippedScopeMixin, EyrieCase):
     def test_own_database_container_runs_for_real(self):
         odoo = self._create("real-odoo")
         odoo._ensure_credentials(("admin_password", "db_password"))
@@ -205,6 +46,7 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
             pg.create_role(pguser["user"], pguser["password"])
             config = self._image_config(http_port)
             self._write_scripts(deploy["ConfigMap", "odoo-scripts"])
+            self._write_scripts(deploy["ConfigMap", "odoo-code"], mount="/eyrie-code")
             env = self._pod_env(init, secrets, pg) | {"ODOO_RC": config}
             self._run_container_script(init, env)
             self.assertIn(values["db_name"], pg.databases())
@@ -245,19 +87,6 @@ class TestOdooContainer(ShippedScopeMixin, EyrieCase):
                 except subprocess.TimeoutExpired:
                     server.kill()
                     server.wait()
-
-    def _odoo(self, pg, config, password, command, *args):
-        """This machine's Odoo 18.0 CLI on the private cluster (as role odoo):
-        ``odoo <command> <options> <args>``."""
-        return subprocess.run(
-            [sys.executable, "-m", "odoo", command, "-c", config]
-            + ["--db_host", pg.host, "--db_port", str(pg.port)]
-            + ["--db_user", "odoo", "--db_password", password, *args],
-            capture_output=True,
-            check=False,
-            text=True,
-            timeout=600,
-        )
 
     def test_clone_starts_from_the_sources_data_neutralized_for_real(self):
         """A backup to a bucket archives a real Odoo's filestore; its clone

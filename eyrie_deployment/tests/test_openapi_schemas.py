@@ -75,6 +75,8 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
         self.assertEqual(
             validated,
             [
+                # the start-up script, the code's scripts
+                "ConfigMap",
                 "ConfigMap",
                 "Deployment",
                 "Ingress",
@@ -107,7 +109,8 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
             validated,
             [
                 "ConfigMap",
-                # the clone's preparation
+                # the clone's preparation, the code's scripts
+                "ConfigMap",
                 "ConfigMap",
                 "Deployment",
                 # Mailpit
@@ -218,3 +221,58 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
                 KUBERNETES_VERSION,
                 strict=True,
             )
+
+    def test_odoo_with_addons_repositories_and_an_upgrade(self):
+        """The code's objects: the fetch init container in the workload and
+        the upgrade Job, the credentials' Secret."""
+        credential = self.env["eyrie.git.credential"].create(
+            {"name": "acme-token", "kind": "https", "token": "glpat-schema-test"}
+        )
+        self.shipped.write(
+            {"git_hosts": "github.com", "git_credential_ids": [(6, 0, credential.ids)]}
+        )
+        repositories = [
+            {"url": "https://github.com/OCA/web.git", "ref": "18.0"},
+            {
+                "url": "https://github.com/acme/addons.git",
+                "ref": "main",
+                "path": "addons",
+                "credential": "acme-token",
+            },
+        ]
+        odoo = self._create(
+            "schema-code",
+            "odoo",
+            values=json.dumps({"repositories": repositories, "modules": ["web_m2x"]}),
+        )
+        odoo._ensure_credentials(("admin_password", "db_password"))
+        release = self.env["eyrie.release"].create(
+            {
+                "deployment_id": odoo.id,
+                "image": "odoo:18.0",
+                "commits": [
+                    dict(
+                        item,
+                        path=item.get("path", ""),
+                        credential=item.get("credential", ""),
+                        commit=f"{index}" * 40,
+                    )
+                    for index, item in enumerate(repositories, start=1)
+                ],
+            }
+        )
+        values = odoo._odoo_code_values(odoo._odoo_values(), release=release)
+        self.assertTrue(values["upgrade"])
+        objects = {
+            (obj["kind"], obj["metadata"]["name"]): obj
+            for _where, obj in self._applied_objects(odoo, values, ("deploy",))
+        }
+        self.assertIn(("Job", "odoo-upgrade"), objects)
+        self.assertIn(("Secret", "odoo-git"), objects)
+        self.assertEqual(
+            sorted(objects["Secret", "odoo-git"]["data"]),
+            ["acme-token-ca", "acme-token-token", "acme-token-username"],
+        )
+        validated, _custom = self._validate_all(odoo, values, ("deploy",))
+        self.assertEqual(validated.count("Job"), 1)
+        self.assertEqual(validated.count("ConfigMap"), 2)

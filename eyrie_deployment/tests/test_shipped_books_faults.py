@@ -179,7 +179,7 @@ class TestWaitEndings(ShippedBooksCase):
         rounds = self._settle(between_rounds=stuck)
         self.assertEqual(odoo.state, "error")
         self.assertIn(
-            "Step 11 'Wait for the rollout' (wait) failed: Deployment odoo in "
+            "Step 16 'Wait for the rollout' (wait) failed: Deployment odoo in "
             'namespace stuck failed: ProgressDeadlineExceeded: ReplicaSet "odoo-1" '
             "has timed out progressing.",
             odoo.error_message,

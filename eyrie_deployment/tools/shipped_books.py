@@ -113,6 +113,12 @@ SHIPPED_IN_18_0_6 = {
     "pgo_backup_stop": "b15209f7beb6d320bb0f8d776529338f",
 }
 
+# The steps 18.0.9.0.0 changes, as 18.0.8.0.0 shipped them: the Odoo pods
+# fetch the addons repositories at their pinned commits.
+SHIPPED_IN_18_0_8 = {
+    "odoo_deploy_workload": "351b7d7650201a098d5eeccbc03284bf",
+}
+
 XML_ID_PREFIX = "eyrie_book_"
 
 

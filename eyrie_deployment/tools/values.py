@@ -182,6 +182,7 @@ VALUE_CHECKS = {
     "filestore_archive": _check_flag,
     "snapshot_class": _check_optional_name,
     "mail_catcher_image": _check_image,
+    "git_image": _check_image,
     "hostname": check_hostname,
     "dns_target": _check_dns_target,
     "image": _check_image,
@@ -203,11 +204,12 @@ VALUE_CHECKS = {
 }
 
 
-def check_values(values, accepted=None):
+def check_values(values, accepted=None, checks=None):
     """Raise ``ValuesError`` for the first refused key or value.
 
     ``accepted``: the keys allowed (``None``: any key); the others are refused,
-    naming the accepted ones."""
+    naming the accepted ones. ``checks``: {key: check} of a type's own keys,
+    besides ``VALUE_CHECKS``."""
     if accepted is not None:
         unknown = sorted(set(values) - set(accepted))
         if unknown:
@@ -217,7 +219,7 @@ def check_values(values, accepted=None):
             )
     for key, value in values.items():
         _check_plain_data(value, key)
-        check = VALUE_CHECKS.get(key)
+        check = (checks or {}).get(key) or VALUE_CHECKS.get(key)
         if check:
             check(value, key)
 

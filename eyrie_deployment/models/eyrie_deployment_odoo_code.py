@@ -1,0 +1,344 @@
+import logging
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError, ValidationError
+
+from ..tools.executor import (
+    ClusterConnectionError,
+    StepError,
+    TransientStepError,
+)
+from ..tools.git_sources import (
+    IMAGE_KEYS,
+    GitError,
+    check_allowed_sources,
+    check_modules,
+    check_repositories,
+    pin,
+)
+from ..tools.kubernetes_executor import read_logs
+from ..tools.scrub import Scrubber, secret_strings
+from ..tools.values import ValuesError
+from .eyrie_release import planned_modules, upgrade_failures
+
+_logger = logging.getLogger(__name__)
+
+ADDONS_ROOT = "/mnt/addons"
+# The image's own addons folder stays last on the addons path.
+IMAGE_ADDONS = "/mnt/extra-addons"
+UPGRADE_JOB = "odoo-upgrade"
+
+
+class EyrieDeployment(models.Model):
+    """The code an Odoo deployment runs: its addons repositories pinned to
+    commits at each deploy, its modules, the upgrade Job of a deploy that
+    changes code, the rollback of a failed upgrade, and the releases."""
+
+    _inherit = "eyrie.deployment"
+
+    release_ids = fields.One2many("eyrie.release", "deployment_id", string="Releases")
+    release_count = fields.Integer(compute="_compute_release_summary")
+    pinned_commits = fields.Text(
+        compute="_compute_release_summary",
+        help="The commits of the addons repositories the last deploy ran.",
+    )
+    last_upgrade = fields.Char(
+        compute="_compute_release_summary",
+        help="What the last deploy that changed code upgraded and installed.",
+    )
+
+    @api.depends("release_ids.outcome")
+    def _compute_release_summary(self):
+        for deployment in self:
+            releases = deployment._odoo_releases()
+            served = releases.filtered(lambda r: r.outcome == "deployed")[:1]
+            deployment.release_count = len(releases)
+            deployment.pinned_commits = served.commits_display or False
+            upgraded = releases.filtered("upgrade")[:1]
+            deployment.last_upgrade = upgraded._summary() if upgraded else False
+
+    # ------------------------------------------------------------------
+    # Checks
+    # ------------------------------------------------------------------
+
+    def _odoo_value_checks(self):
+        return {"repositories": check_repositories, "modules": check_modules}
+
+    @api.constrains("values", "scope_id", "deployment_type")
+    def _check_code_sources(self):
+        for deployment in self.filtered(lambda d: d.deployment_type == "odoo"):
+            if deployment._is_typed():
+                deployment._odoo_check_code_sources(deployment._effective_values())
+
+    def _odoo_check_code_sources(self, values):
+        """The repositories on the scope's git hosts with its credentials,
+        the images from its registries: checked when the values are saved
+        and at each deploy (the scope may have changed since)."""
+        hosts, credentials, registries = self.scope_id._code_sources()
+        try:
+            check_allowed_sources(values, hosts, registries, credentials, IMAGE_KEYS)
+        except ValuesError as error:
+            raise ValidationError(
+                self.env._(
+                    "Values of deployment %(name)s: %(error)s.",
+                    name=self.name,
+                    error=error,
+                )
+            ) from error
+
+    # ------------------------------------------------------------------
+    # Deploy: pin, plan, record
+    # ------------------------------------------------------------------
+
+    def _odoo_code_values(self, values, release=None):
+        """The code of this deploy, added to the books' ``values``: the
+        commits (this release's, or every ref pinned now), the addons
+        folders in order, and whether the code changed (``upgrade``)."""
+        if release:
+            values["image"] = release.image
+            commits = release.commits or []
+        else:
+            self._odoo_check_code_sources(values)
+            commits = self._odoo_pin(values["repositories"])
+        values["commits"] = commits
+        values["addons"] = [
+            {
+                "folder": f"{ADDONS_ROOT}/{index}",
+                "subfolder": item["path"],
+                "path": "/".join(
+                    part for part in (f"{ADDONS_ROOT}/{index}", item["path"]) if part
+                ),
+                "url": item["url"],
+                "commit": item["commit"],
+                "credential": item["credential"],
+            }
+            for index, item in enumerate(commits)
+        ]
+        # In this order; the pods keep those that hold modules (``run.sh``).
+        values["addons_path"] = ",".join(
+            [item["path"] for item in values["addons"]] + [IMAGE_ADDONS]
+        )
+        values["upgrade"] = self._odoo_code_changed(values)
+        return values
+
+    def _odoo_pin(self, repositories):
+        """[{url, ref, path, credential, commit}]: each ref's commit now."""
+        pinned = []
+        for repository in repositories:
+            name = repository.get("credential") or ""
+            credential = self.scope_id._git_credential(name) if name else None
+            secrets_ = credential._secrets() if credential else {}
+            try:
+                commit = pin(repository, secrets_)
+            except GitError as error:
+                message = Scrubber(secret_strings(secrets_))(str(error))
+                raise UserError(
+                    self.env._(
+                        "Deployment %(name)s: the ref %(ref)s of repository "
+                        "%(url)s could not be pinned to a commit: %(error)s",
+                        name=self.name,
+                        ref=repository["ref"],
+                        url=repository["url"],
+                        error=message,
+                    )
+                ) from None
+            pinned.append(
+                {
+                    "url": repository["url"],
+                    "ref": repository["ref"],
+                    "path": repository.get("path") or "",
+                    "credential": name,
+                    "commit": commit,
+                }
+            )
+        return pinned
+
+    def _odoo_code_changed(self, values):
+        """Whether this deploy runs other code than the instance serves: a
+        first deploy, another image, other commits, new modules. Unknown
+        (deployed before releases were recorded): changed, which costs an
+        upgrade Job that finds nothing to do."""
+        if self.repository_state in ("draft", "initialize"):
+            return True
+        served = self._odoo_served_code()
+        if served is None:
+            return True
+        return (
+            served["image"] != values["image"]
+            or [item["commit"] for item in served["commits"]]
+            != [item["commit"] for item in values["commits"]]
+            or bool(set(values["modules"]) - set(served["modules"]))
+        )
+
+    def _odoo_releases(self):
+        """The releases, the latest first (also those created in this
+        transaction, which the cache lists last)."""
+        return self.release_ids.sorted("id", reverse=True)
+
+    def _odoo_served_code(self):
+        """{image, commits, modules} of the release that serves, or None."""
+        release = self._odoo_releases().filtered(lambda r: r.outcome == "deployed")[:1]
+        if not release:
+            return None
+        return {
+            "image": release.image,
+            "commits": release.commits or [],
+            "modules": (release.modules or "").split(",") if release.modules else [],
+        }
+
+    def _odoo_record_release(self, jobs, values, rollback_of=None):
+        deploy = jobs.filtered(lambda job: job.action == "deploy")[-1:]
+        backup = jobs.filtered(lambda job: job.action == "backup")[:1]
+        # Releases are the system's records: users read them.
+        return (
+            self.env["eyrie.release"]
+            .sudo()
+            .create(
+                {
+                    "deployment_id": self.id,
+                    "job_id": deploy.id,
+                    "image": values["image"],
+                    "commits": values["commits"],
+                    "modules": ",".join(values["modules"]),
+                    "upgrade": values["upgrade"],
+                    "backup_id": self._backup_of(backup).id if backup else False,
+                    "rollback_of_id": rollback_of.id if rollback_of else False,
+                }
+            )
+        )
+
+    def _start_update_backup(self):
+        # A deploy that changes code takes a backup first wherever the type
+        # backs up, whatever 'Backup Before Update' says.
+        values = self.env.context.get("eyrie_code_values")
+        if (
+            self.deployment_type == "odoo"
+            and values
+            and values.get("upgrade")
+            and self.repository_state == "deploy"
+        ):
+            return self._start_backup_before("before_update", "'Backup Before Update'")
+        return super()._start_update_backup()
+
+    def _template_context(self, values=None):
+        context = super()._template_context(values)
+        if self.deployment_type != "odoo":
+            return context
+        names = {
+            item.get("credential") for item in context["values"].get("commits") or ()
+        }
+        git = {}
+        for name in sorted(names - {"", None}):
+            credential = self.scope_id._git_credential(name)
+            if credential:
+                git[name] = credential._book_secret()
+        if git:
+            context["secrets"] = dict(context["secrets"], git=git)
+        return context
+
+    # ------------------------------------------------------------------
+    # Outcome
+    # ------------------------------------------------------------------
+
+    def _odoo_release_of(self, job):
+        # Releases are the system's records: users read them.
+        return self.env["eyrie.release"].sudo().search([("job_id", "=", job.id)])
+
+    def _on_deploy_done(self, job):
+        release = self._odoo_release_of(job) if self.deployment_type == "odoo" else None
+        super()._on_deploy_done(job)
+        if not release:
+            return
+        release._record_upgrade(self._odoo_upgrade_log(job, release))
+        release.outcome = "deployed"
+        failed = release.rollback_of_id
+        if failed:
+            # Served again by the previous code: it says why it went back.
+            self._set_lifecycle(error_message=failed.message)
+
+    def _on_deploy_failed(self, job):
+        release = self._odoo_release_of(job) if self.deployment_type == "odoo" else None
+        log = self._odoo_upgrade_log(job, release) if release else ""
+        failures = upgrade_failures(log)
+        if not release or not failures or release.rollback_of_id:
+            # Not an upgrade the Job undid: the deployment is in error.
+            if release:
+                release.write({"outcome": "failed", "message": job.error_message})
+            return self._fail_as_error(job)
+        release._record_upgrade(log)
+        return self._odoo_roll_back(release, failures[0], planned_modules(log))
+
+    def _odoo_roll_back(self, release, error, planned):
+        """The upgrade of ``release`` failed and its Job restored the
+        database: deploy the code that served before, saying why."""
+        served = self._odoo_served_code() or {}
+        commits = ", ".join(item["commit"][:12] for item in served.get("commits", []))
+        back_on = commits or served.get("image") or self.env._("the previous code")
+        modules = planned or self.env._("the modules")
+        message = self.env._(
+            "upgrade of %(modules)s failed: %(error)s; back on %(commits)s",
+            modules=modules,
+            error=error,
+            commits=back_on,
+        )
+        release.write({"outcome": "rolled_back", "message": message})
+        self.message_post(body=message)
+        if not served:
+            # Nothing served before (a first deploy): nothing to go back to.
+            self._set_lifecycle(state="error", error_message=message)
+            return
+        previous = self._odoo_releases().filtered(lambda r: r.outcome == "deployed")[:1]
+        try:
+            values = self._odoo_code_values(self._odoo_values(), release=previous)
+        except (UserError, ValidationError) as refused:
+            # The values changed since, and no longer deploy: say both.
+            reason = self.env._(
+                "%(message)s; going back failed: %(error)s",
+                message=message,
+                error=refused.args[0],
+            )
+            self._set_lifecycle(state="error", error_message=reason)
+            self.message_post(body=reason)
+            return
+        values["upgrade"] = False
+        jobs = self._start_deploy(values=values)
+        self._odoo_record_release(jobs, values, rollback_of=release)
+        self._set_lifecycle(error_message=message)
+
+    def _back_from_cancelled(self, job):
+        back = super()._back_from_cancelled(job)
+        if back and self.deployment_type == "odoo":
+            # The deploy it was part of will not run.
+            self.release_ids.filtered(
+                lambda r: r.outcome == "running" and r.job_id.state == "cancelled"
+            ).sudo().outcome = "cancelled"
+        return back
+
+    def _odoo_upgrade_log(self, job, release):
+        """What the upgrade Job of ``release`` printed (secrets masked), read
+        from its pod; empty where none ran or the cluster cannot tell."""
+        if not release.upgrade:
+            return ""
+        # The cluster's credentials are manager-only fields.
+        cluster = self.sudo().cluster_id
+        if cluster.dry_run:
+            return ""
+        try:
+            found = read_logs(
+                cluster._get_client(),
+                self.namespace,
+                selector={"job-name": UPGRADE_JOB},
+                tail_lines=2000,
+            )
+        except (StepError, ClusterConnectionError, TransientStepError) as error:
+            _logger.warning(
+                "Eyrie: the upgrade log of %s could not be read: %s", self.name, error
+            )
+            return ""
+        found = self._scrubbed_logs(found)
+        return "\n".join(
+            container["log"]
+            for pod in found["pods"]
+            for container in pod["containers"]
+            if container["name"] == "upgrade"
+        )

@@ -9,6 +9,7 @@ from . import eyrie_scope_backup
 from . import eyrie_scope_clone
 from . import eyrie_scope_code
 from . import eyrie_git_credential
+from . import eyrie_registry_credential
 from . import eyrie_deployment
 from . import eyrie_deployment_guards
 from . import eyrie_deployment_jobs
@@ -17,6 +18,8 @@ from . import eyrie_deployment_timers
 from . import eyrie_deployment_timer_cron
 from . import eyrie_deployment_odoo
 from . import eyrie_deployment_odoo_code
+from . import eyrie_deployment_odoo_upgrade_copy
+from . import eyrie_deployment_odoo_form
 from . import eyrie_deployment_odoo_login
 from . import eyrie_deployment_login
 from . import eyrie_deployment_pgo
@@ -34,6 +37,7 @@ from . import eyrie_backup_schedule
 from . import eyrie_backup_download
 from . import eyrie_restore_wizard
 from . import eyrie_clone_wizard
+from . import eyrie_upgrade_copy_wizard
 from . import eyrie_job
 from . import eyrie_job_runner
 from . import eyrie_job_queue

@@ -1,3 +1,4 @@
+import contextlib
 import functools
 import json
 import uuid
@@ -220,13 +221,21 @@ class EyrieDeployment(models.Model):
         hook = getattr(self, f"_{self.deployment_type}_default_values", None)
         values = hook() if hook else {}
         values |= self.scope_id._type_values(self.deployment_type)
-        try:
+        with self._refusing_values():
             values |= parse_json_object(self.values)
             check_values(
                 values,
                 self._accepted_value_keys(self.deployment_type, self.scope_id),
                 self._value_checks(self.deployment_type),
             )
+        return values
+
+    @contextlib.contextmanager
+    def _refusing_values(self):
+        """A ``ValuesError`` inside, as the ``ValidationError`` users read:
+        the deployment's name, the key and the fix."""
+        try:
+            yield
         except ValuesError as error:
             raise ValidationError(
                 self.env._(
@@ -235,7 +244,6 @@ class EyrieDeployment(models.Model):
                     error=error,
                 )
             ) from error
-        return values
 
     @api.model
     def _accepted_value_keys(self, deployment_type, scope):

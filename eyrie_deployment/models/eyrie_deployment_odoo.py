@@ -273,11 +273,9 @@ class EyrieDeploymentOdoo(models.Model):
                 )
             )
         values = self._odoo_code_values(values, release=release)
-        jobs = self.with_context(eyrie_code_values=values)._start_deploy(
+        return self.with_context(eyrie_code_values=values)._start_deploy(
             values=values, after=after
         )
-        self._odoo_record_release(jobs, values)
-        return jobs
 
     @api.private
     def odoo_action_pause(self):

@@ -18,7 +18,6 @@ from ..tools.git_sources import (
 )
 from ..tools.kubernetes_executor import read_logs
 from ..tools.scrub import Scrubber, secret_strings
-from ..tools.values import ValuesError
 from .eyrie_release import planned_modules, upgrade_failures
 
 _logger = logging.getLogger(__name__)
@@ -61,6 +60,13 @@ class EyrieDeployment(models.Model):
     # Checks
     # ------------------------------------------------------------------
 
+    @api.model
+    def _job_run_fields(self):
+        # A deploy's outcome records its release (of the deployment's
+        # company), reads its upgrade's log on its cluster, and reports on
+        # the source of an upgrade copy.
+        return super()._job_run_fields() | {"upgrade_copy", "company_id", "cluster_id"}
+
     def _odoo_value_checks(self):
         return {"repositories": check_repositories, "modules": check_modules}
 
@@ -74,29 +80,27 @@ class EyrieDeployment(models.Model):
         """The repositories on the scope's git hosts with its credentials,
         the images from its registries: checked when the values are saved
         and at each deploy (the scope may have changed since)."""
-        hosts, credentials, registries = self.scope_id._code_sources()
-        try:
+        repositories = bool(values.get("repositories"))
+        if not repositories and not self.scope_id.image_registries:
+            return
+        hosts, credentials, registries = self.scope_id._code_sources(repositories)
+        with self._refusing_values():
             check_allowed_sources(values, hosts, registries, credentials, IMAGE_KEYS)
-        except ValuesError as error:
-            raise ValidationError(
-                self.env._(
-                    "Values of deployment %(name)s: %(error)s.",
-                    name=self.name,
-                    error=error,
-                )
-            ) from error
 
     # ------------------------------------------------------------------
     # Deploy: pin, plan, record
     # ------------------------------------------------------------------
 
-    def _odoo_code_values(self, values, release=None):
+    def _odoo_code_values(self, values, release=None, served=None):
         """The code of this deploy, added to the books' ``values``: the
-        commits (this release's, or every ref pinned now), the addons
-        folders in order, and whether the code changed (``upgrade``)."""
+        commits (of ``release``, of the ``served`` code, or every ref pinned
+        now), the addons folders in order, and whether the code changed
+        (``upgrade``)."""
         if release:
-            values["image"] = release.image
-            commits = release.commits or []
+            served = release._code()
+        if served:
+            values["image"] = served["image"]
+            commits = served["commits"]
         else:
             self._odoo_check_code_sources(values)
             commits = self._odoo_pin(values["repositories"])
@@ -155,14 +159,14 @@ class EyrieDeployment(models.Model):
 
     def _odoo_code_changed(self, values):
         """Whether this deploy runs other code than the instance serves: a
-        first deploy, another image, other commits, new modules. Unknown
-        (deployed before releases were recorded): changed, which costs an
-        upgrade Job that finds nothing to do."""
+        first deploy, another image, other commits, new modules."""
         if self.repository_state in ("draft", "initialize"):
             return True
         served = self._odoo_served_code()
         if served is None:
-            return True
+            # Deployed before any record of its code: an upgrade Job where
+            # the values name code (it finds what to do), none otherwise.
+            return bool(values["commits"] or values["modules"])
         return (
             served["image"] != values["image"]
             or [item["commit"] for item in served["commits"]]
@@ -176,19 +180,65 @@ class EyrieDeployment(models.Model):
         return self.release_ids.sorted("id", reverse=True)
 
     def _odoo_served_code(self):
-        """{image, commits, modules} of the release that serves, or None."""
-        release = self._odoo_releases().filtered(lambda r: r.outcome == "deployed")[:1]
-        if not release:
+        """{image, commits, modules} of the code that serves: the last
+        release deployed, else (deployed before releases were recorded) the
+        values of the last deploy done, else None."""
+        # Releases are the system's records: users read them.
+        release = (
+            self.env["eyrie.release"]
+            .sudo()
+            .search_fetch(
+                [("deployment_id", "=", self.id), ("outcome", "=", "deployed")],
+                ["image", "commits", "modules"],
+                order="id desc",
+                limit=1,
+            )
+        )
+        if release:
+            return release._code()
+        # Jobs are the system's records: users only read them.
+        job = (
+            self.env["eyrie.job"]
+            .sudo()
+            .search(
+                [
+                    ("deployment_id", "=", self.id),
+                    ("action", "=", "deploy"),
+                    ("state", "=", "done"),
+                ],
+                order="id desc",
+                limit=1,
+            )
+        )
+        if not job:
             return None
+        values = job._job_values()
         return {
-            "image": release.image,
-            "commits": release.commits or [],
-            "modules": (release.modules or "").split(",") if release.modules else [],
+            "image": values.get("image"),
+            "commits": values.get("commits") or [],
+            "modules": values.get("modules") or [],
         }
 
-    def _odoo_record_release(self, jobs, values, rollback_of=None):
-        deploy = jobs.filtered(lambda job: job.action == "deploy")[-1:]
-        backup = jobs.filtered(lambda job: job.action == "backup")[:1]
+    def _odoo_record_release(self, job, values, outcome, log="", message=False):
+        """The release of the deploy ``job`` ran (``values``: its values),
+        recorded as it ends."""
+        backup = None
+        if values.get("upgrade"):
+            # The backup taken before it, if any (chained before this job).
+            # Backups are the system's records: users only read them.
+            backup = (
+                self.env["eyrie.backup"]
+                .sudo()
+                .search(
+                    [
+                        ("deployment_id", "=", self.id),
+                        ("kind", "=", "before_update"),
+                        ("job_id", "<", job.id),
+                    ],
+                    order="id desc",
+                    limit=1,
+                )
+            )
         # Releases are the system's records: users read them.
         return (
             self.env["eyrie.release"]
@@ -196,14 +246,18 @@ class EyrieDeployment(models.Model):
             .create(
                 {
                     "deployment_id": self.id,
-                    "job_id": deploy.id,
-                    "image": values["image"],
-                    "commits": values["commits"],
-                    "modules": ",".join(values["modules"]),
-                    "upgrade": values["upgrade"],
-                    "backup_id": self._backup_of(backup).id if backup else False,
-                    "rollback_of_id": rollback_of.id if rollback_of else False,
+                    "company_id": self.company_id.id,
+                    "job_id": job.id,
+                    "image": values.get("image"),
+                    "commits": values.get("commits") or [],
+                    "modules": ",".join(values.get("modules") or []),
+                    "upgrade": bool(values.get("upgrade")),
+                    "backup_id": backup.id if backup else False,
+                    "rollback_of_id": values.get("rollback_of") or False,
+                    "outcome": outcome,
+                    "message": message,
                 }
+                | self.env["eyrie.release"]._upgrade_fields(log)
             )
         )
 
@@ -234,39 +288,71 @@ class EyrieDeployment(models.Model):
                 git[name] = credential._book_secret()
         if git:
             context["secrets"] = dict(context["secrets"], git=git)
+        registry = self.scope_id._image_pull_secret()
+        if registry:
+            context["secrets"] = dict(context["secrets"], registry=registry)
         return context
 
     # ------------------------------------------------------------------
     # Outcome
     # ------------------------------------------------------------------
 
-    def _odoo_release_of(self, job):
-        # Releases are the system's records: users read them.
-        return self.env["eyrie.release"].sudo().search([("job_id", "=", job.id)])
+    def _odoo_code_job_values(self, job):
+        """The values of an Odoo deploy job that carries its code (every one
+        since releases are recorded), else None."""
+        if self.deployment_type != "odoo":
+            return None
+        values = job._job_values()
+        return values if "commits" in values else None
 
     def _on_deploy_done(self, job):
-        release = self._odoo_release_of(job) if self.deployment_type == "odoo" else None
+        values = self._odoo_code_job_values(job)
         super()._on_deploy_done(job)
-        if not release:
+        if values is None or not (values["upgrade"] or values.get("rollback_of")):
+            # The code that already serves (a resume, new values): its
+            # release is the one recorded when that code was deployed.
             return
-        release._record_upgrade(self._odoo_upgrade_log(job, release))
-        release.outcome = "deployed"
+        log = self._odoo_upgrade_log(values)
+        release = self._odoo_record_release(job, values, "deployed", log)
         failed = release.rollback_of_id
         if failed:
             # Served again by the previous code: it says why it went back.
             self._set_lifecycle(error_message=failed.message)
+        elif self.upgrade_copy:
+            self._upgrade_copy_report(
+                self.env._(
+                    "the code of %(commits)s deployed on a neutralized copy of "
+                    "the data: %(summary)s.",
+                    commits=release._commits_summary(),
+                    summary=release._summary(),
+                )
+            )
 
     def _on_deploy_failed(self, job):
-        release = self._odoo_release_of(job) if self.deployment_type == "odoo" else None
-        log = self._odoo_upgrade_log(job, release) if release else ""
-        failures = upgrade_failures(log)
-        if not release or not failures or release.rollback_of_id:
-            # Not an upgrade the Job undid: the deployment is in error.
-            if release:
-                release.write({"outcome": "failed", "message": job.error_message})
+        values = self._odoo_code_job_values(job)
+        if values is None:
             return self._fail_as_error(job)
-        release._record_upgrade(log)
-        return self._odoo_roll_back(release, failures[0], planned_modules(log))
+        log = self._odoo_upgrade_log(values)
+        failures = upgrade_failures(log)
+        if not failures or values.get("rollback_of"):
+            # Not an upgrade the Job undid: the deployment is in error.
+            release = self._odoo_record_release(
+                job, values, "failed", log, job.error_message
+            )
+            result = self._fail_as_error(job)
+        else:
+            release = self._odoo_record_release(job, values, "rolled_back", log)
+            result = self._odoo_roll_back(release, failures[0], planned_modules(log))
+        if self.upgrade_copy and self.state == "error":
+            self._upgrade_copy_report(
+                self.env._(
+                    "the code of %(commits)s failed on a neutralized copy of the "
+                    "data: %(error)s",
+                    commits=release._commits_summary(),
+                    error=self.error_message,
+                )
+            )
+        return result
 
     def _odoo_roll_back(self, release, error, planned):
         """The upgrade of ``release`` failed and its Job restored the
@@ -275,21 +361,29 @@ class EyrieDeployment(models.Model):
         commits = ", ".join(item["commit"][:12] for item in served.get("commits", []))
         back_on = commits or served.get("image") or self.env._("the previous code")
         modules = planned or self.env._("the modules")
+        if not served:
+            # Nothing served before (a first deploy, a copy): nothing to go
+            # back to; the Job left the database as it was.
+            message = self.env._(
+                "upgrade of %(modules)s failed: %(error)s; the database is as it "
+                "was before the upgrade, and nothing serves it",
+                modules=modules,
+                error=error,
+            )
+            release.message = message
+            self.message_post(body=message)
+            self._set_lifecycle(state="error", error_message=message)
+            return
         message = self.env._(
             "upgrade of %(modules)s failed: %(error)s; back on %(commits)s",
             modules=modules,
             error=error,
             commits=back_on,
         )
-        release.write({"outcome": "rolled_back", "message": message})
+        release.message = message
         self.message_post(body=message)
-        if not served:
-            # Nothing served before (a first deploy): nothing to go back to.
-            self._set_lifecycle(state="error", error_message=message)
-            return
-        previous = self._odoo_releases().filtered(lambda r: r.outcome == "deployed")[:1]
         try:
-            values = self._odoo_code_values(self._odoo_values(), release=previous)
+            values = self._odoo_code_values(self._odoo_values(), served=served)
         except (UserError, ValidationError) as refused:
             # The values changed since, and no longer deploy: say both.
             reason = self.env._(
@@ -301,23 +395,14 @@ class EyrieDeployment(models.Model):
             self.message_post(body=reason)
             return
         values["upgrade"] = False
-        jobs = self._start_deploy(values=values)
-        self._odoo_record_release(jobs, values, rollback_of=release)
+        values["rollback_of"] = release.id
+        self._start_deploy(values=values)
         self._set_lifecycle(error_message=message)
 
-    def _back_from_cancelled(self, job):
-        back = super()._back_from_cancelled(job)
-        if back and self.deployment_type == "odoo":
-            # The deploy it was part of will not run.
-            self.release_ids.filtered(
-                lambda r: r.outcome == "running" and r.job_id.state == "cancelled"
-            ).sudo().outcome = "cancelled"
-        return back
-
-    def _odoo_upgrade_log(self, job, release):
-        """What the upgrade Job of ``release`` printed (secrets masked), read
+    def _odoo_upgrade_log(self, values):
+        """What the upgrade Job of a deploy printed (secrets masked), read
         from its pod; empty where none ran or the cluster cannot tell."""
-        if not release.upgrade:
+        if not values.get("upgrade"):
             return ""
         # The cluster's credentials are manager-only fields.
         cluster = self.sudo().cluster_id

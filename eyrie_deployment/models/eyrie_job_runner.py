@@ -430,7 +430,7 @@ class EyrieJobRunner(models.Model):
         """Put in Odoo's cache what the run read of the job and never
         changes, so that its end reads nothing more of it (each commit
         empties Odoo's cache)."""
-        for name in ("deployment_id", "book_id", "cluster_id", "action"):
+        for name in ("deployment_id", "book_id", "cluster_id", "action", "values"):
             field = self._fields[name]
             value = getattr(run, name)
             self.env.cache.update(self, field, [field.convert_to_cache(value, self)])

@@ -4,11 +4,9 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 RELEASE_OUTCOMES = [
-    ("running", "In progress"),
     ("deployed", "Deployed"),
     ("rolled_back", "Rolled back"),
     ("failed", "Failed"),
-    ("cancelled", "Cancelled"),
 ]
 
 # What the upgrade Job's script prints for Eyrie to read (upgrade.sh).
@@ -50,10 +48,11 @@ class EyrieRelease(models.Model):
     deployment_id = fields.Many2one(
         "eyrie.deployment", required=True, ondelete="cascade", index=True, readonly=True
     )
-    company_id = fields.Many2one(
-        related="deployment_id.company_id", store=True, index=True
+    # The deployment's, set at creation: the multi-company rule reads it.
+    company_id = fields.Many2one("res.company", readonly=True, index=True)
+    job_id = fields.Many2one(
+        "eyrie.job", ondelete="set null", readonly=True, index="btree_not_null"
     )
-    job_id = fields.Many2one("eyrie.job", ondelete="set null", readonly=True)
     image = fields.Char(readonly=True)
     commits = fields.Json(
         readonly=True,
@@ -84,9 +83,7 @@ class EyrieRelease(models.Model):
         readonly=True,
         help="The release whose failed upgrade this one went back from.",
     )
-    outcome = fields.Selection(
-        RELEASE_OUTCOMES, default="running", required=True, readonly=True
-    )
+    outcome = fields.Selection(RELEASE_OUTCOMES, required=True, readonly=True)
     message = fields.Text(readonly=True)
     can_redeploy = fields.Boolean(compute="_compute_can_redeploy")
     upgrade_log = fields.Text(readonly=True, prefetch=False)
@@ -131,18 +128,32 @@ class EyrieRelease(models.Model):
         deployment._run_action("deploy", trigger="user", release=self)
         return True
 
-    def _record_upgrade(self, log):
+    @api.model
+    def _upgrade_fields(self, log):
+        """What an upgrade Job's ``log`` says it upgraded and installed."""
         found = {"UPGRADED": "", "INSTALLED": ""}
         for match in MARKER_RE.finditer(log or ""):
             if match.group(1) in found:
                 found[match.group(1)] = match.group(2).strip()
-        self.write(
-            {
-                "upgrade_log": log or False,
-                "modules_upgraded": found["UPGRADED"] or False,
-                "modules_installed": found["INSTALLED"] or False,
-            }
-        )
+        return {
+            "upgrade_log": log or False,
+            "modules_upgraded": found["UPGRADED"] or False,
+            "modules_installed": found["INSTALLED"] or False,
+        }
+
+    def _code(self):
+        """{image, commits, modules}: the code this release ran."""
+        self.ensure_one()
+        return {
+            "image": self.image,
+            "commits": self.commits or [],
+            "modules": self.modules.split(",") if self.modules else [],
+        }
+
+    def _commits_summary(self):
+        self.ensure_one()
+        commits = ", ".join(item["commit"][:12] for item in self.commits or [])
+        return commits or self.image or ""
 
     def _summary(self):
         self.ensure_one()

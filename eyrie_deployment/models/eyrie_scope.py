@@ -1,3 +1,4 @@
+import contextlib
 import re
 from datetime import timedelta
 
@@ -345,7 +346,7 @@ class EyrieScope(models.Model):
             ._fields["deployment_type"]
             ._description_selection(self.env)
         )
-        try:
+        with self._refusing_values():
             sections = parse_json_object(self.values)
             for section_type, section in sections.items():
                 if section_type not in types:
@@ -364,6 +365,16 @@ class EyrieScope(models.Model):
                     Deployment._accepted_value_keys(section_type, self),
                     Deployment._value_checks(section_type),
                 )
+        if deployment_type is None:
+            return sections
+        return sections.get(deployment_type, {})
+
+    @contextlib.contextmanager
+    def _refusing_values(self):
+        """A ``ValuesError`` inside, as the ``ValidationError`` managers read:
+        the scope's name, the key and the fix."""
+        try:
+            yield
         except ValuesError as error:
             raise ValidationError(
                 self.env._(
@@ -372,9 +383,6 @@ class EyrieScope(models.Model):
                     error=error,
                 )
             ) from error
-        if deployment_type is None:
-            return sections
-        return sections.get(deployment_type, {})
 
     def action_view_deployments(self):
         self.ensure_one()

@@ -1,8 +1,10 @@
-from odoo import api, fields, models
+import json
+
+from odoo import api, fields, models, tools
 from odoo.exceptions import ValidationError
 
 from ..tools.git_sources import IMAGE_KEYS, check_allowed_sources, split_names
-from ..tools.values import DNS_LABEL_RE, ValuesError
+from ..tools.values import DNS_LABEL_RE
 
 
 class EyrieScope(models.Model):
@@ -22,9 +24,19 @@ class EyrieScope(models.Model):
         "eyrie.git.credential",
         string="Git Credentials",
         check_company=True,
+        groups="eyrie_deployment.group_eyrie_manager",
         help="Credentials a repository of the values may name (its "
         "'credential'), for private repositories. Their secrets stay with "
         "the managers.",
+    )
+    image_pull_credential_ids = fields.Many2many(
+        "eyrie.registry.credential",
+        string="Image Pull Credentials",
+        check_company=True,
+        groups="eyrie_deployment.group_eyrie_manager",
+        help="Logins to private registries: the pods of the scope's Odoo "
+        "deployments pull their images with them (the Secret odoo-registry "
+        "of each namespace).",
     )
     image_registries = fields.Char(
         tracking=True,
@@ -58,30 +70,40 @@ class EyrieScope(models.Model):
         ].get_values(self.env):
             return
         hosts, credentials, registries = self._code_sources()
-        try:
+        with self._refusing_values():
             check_allowed_sources(
                 self._type_values("odoo"), hosts, registries, credentials, IMAGE_KEYS
             )
-        except ValuesError as error:
-            raise ValidationError(
-                self.env._(
-                    "Default values of scope %(scope)s: %(error)s.",
-                    scope=self.name,
-                    error=error,
-                )
-            ) from error
 
-    def _code_sources(self):
-        """(git hosts, credential names, registries) this scope allows."""
+    def _code_sources(self, repositories=True):
+        """(git hosts, credential names, registries) this scope allows; no
+        credential names without ``repositories`` to check."""
         self.ensure_one()
-        # Users' deployments are checked against the scope's credentials by
-        # name only: their secrets are managers'.
-        credentials = self.sudo().git_credential_ids
+        names = set()
+        if repositories:
+            # Users' deployments are checked against the scope's credentials
+            # by name only: their secrets are managers'.
+            names = set(self.sudo().git_credential_ids.mapped("name"))
         return (
             split_names(self.git_hosts),
-            set(credentials.mapped("name")),
+            names,
             split_names(self.image_registries),
         )
+
+    def _image_pull_secret(self):
+        """The ``.dockerconfigjson`` of the scope's pull credentials, or None."""
+        self.ensure_one()
+        config = self._image_pull_config(self.id)
+        return json.loads(config) if config else None
+
+    @api.model
+    @tools.ormcache("scope_id")
+    def _image_pull_config(self, scope_id):
+        # Every job renders it: kept in the process, as the scope's settings
+        # (a change of the scope or of a credential clears it).
+        # The scope's credentials are managers' records; the pods pull with them.
+        credentials = self.browse(scope_id).sudo().image_pull_credential_ids
+        return json.dumps(credentials._docker_config()) if credentials else ""
 
     def _git_credential(self, name):
         """The credential the scope offers under ``name`` (may be empty)."""

@@ -356,3 +356,9 @@ class GitPeer:
         # Pushing the repository to itself gets receive-pack's fast-forward check.
         bare = os.path.join(self._repos, f"{name}.git")
         self._git("push", "-q", ".", f"{sha}:refs/heads/{branch}", cwd=bare)
+
+    def tag(self, name, tag, sha, message="a release"):
+        """An annotated tag ``tag`` of ``sha`` in ``<name>.git``: a tag object,
+        whose commit ls-remote gives as ``refs/tags/<tag>^{}``."""
+        bare = os.path.join(self._repos, f"{name}.git")
+        self._git("tag", "-a", tag, sha, "-m", message, cwd=bare)

@@ -11,7 +11,7 @@ import json
 import os
 
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tests import get_db_name, new_test_user, tagged
+from odoo.tests import Form, get_db_name, new_test_user, tagged
 
 from .common import EyrieCase, ShippedScopeMixin
 from .git_peer import VERSIONS, GitPeer
@@ -183,6 +183,57 @@ class TestCodeValues(ShippedScopeMixin, EyrieCase):
         with self.assertRaisesMessage(ValidationError, "Git Hosts"):
             self.shipped.git_hosts = "github.com, -oProxyCommand"
 
+    def test_the_everyday_values_are_fields_of_the_form(self):
+        self.shipped.values = json.dumps({"odoo": {"workers": 4}})
+        odoo = self._create("code-form").with_user(self.user)
+        odoo.sudo().user_id = self.user
+        with Form(odoo) as form:
+            self.assertEqual(form.odoo_image, "odoo:18.0")
+            self.assertEqual(form.odoo_workers, 4, "the scope's default")
+            form.odoo_replicas = 2
+            form.odoo_modules = "sale_management, web_responsive"
+        self.assertEqual(
+            json.loads(odoo.values),
+            {"replicas": 2, "modules": ["sale_management", "web_responsive"]},
+        )
+        self.assertEqual(odoo._effective_values()["workers"], 4)
+        # Checked as the JSON is: the values stay as they were.
+        for field, value, pattern in (
+            ("odoo_modules", "sale; drop", "'modules' holds"),
+            ("odoo_image", "ghcr.io/x/odoo:18", "registry ghcr.io"),
+            ("odoo_storage", "lots", "'storage' is 'lots'"),
+        ):
+            with self.subTest(field=field):
+                self.shipped.image_registries = "docker.io"
+                with self.assertRaisesMessage(ValidationError, pattern):
+                    odoo.write({field: value})
+                self.assertEqual(json.loads(odoo.values)["replicas"], 2)
+        odoo.values = _repositories("https://github.com/OCA/web.git", path="addons")
+        self.assertEqual(
+            odoo.odoo_repositories, "https://github.com/OCA/web.git 18.0 path=addons"
+        )
+
+    def test_registry_credentials_are_managers_and_checked(self):
+        Registry = self.env["eyrie.registry.credential"]
+        with self.assertRaisesMessage(ValidationError, "'Registry' is"):
+            Registry.create(
+                {"name": "bad", "registry": "-oX", "username": "u", "password": "p"}
+            )
+        with self.assertRaisesMessage(ValidationError, "fill in 'Password'"):
+            Registry.create({"name": "empty", "registry": "ghcr.io", "username": "u"})
+        registry = Registry.create(
+            {"name": "ghcr", "registry": "ghcr.io", "username": "u", "password": TOKEN}
+        )
+        self.shipped.image_pull_credential_ids = registry
+        with self.assertRaises(AccessError):
+            registry.with_user(self.user).read(["password"])
+        with self.assertRaises(AccessError):
+            self.shipped.with_user(self.user).read(["image_pull_credential_ids"])
+        # A user's deploy still pulls with them: the books get them.
+        odoo = self._create("code-pull")
+        context = odoo.with_user(self.user)._template_context(odoo._odoo_values())
+        self.assertIn("ghcr.io", context["secrets"]["registry"]["auths"])
+
     def test_users_never_read_git_credentials(self):
         credential = self.env["eyrie.git.credential"].create(
             {"name": "acme", "kind": "https", "token": TOKEN}
@@ -214,6 +265,10 @@ class TestPinning(CodeScopeMixin, ShippedScopeMixin, EyrieCase):
         self.assertEqual(odoo._odoo_pin(repositories)[0]["commit"], shas[V2])
         tag = [dict(repositories[0], ref="v1.1")]
         self.assertEqual(odoo._odoo_pin(tag)[0]["commit"], shas[V2])
+        # An annotated tag: the commit it tags, not the tag object.
+        self.git.tag("pin", "v1.2", shas[V3])
+        annotated = [dict(repositories[0], ref="v1.2")]
+        self.assertEqual(odoo._odoo_pin(annotated)[0]["commit"], shas[V3])
         commit = [dict(repositories[0], ref=shas[V3])]
         self.assertEqual(odoo._odoo_pin(commit)[0]["commit"], shas[V3])
 
@@ -238,14 +293,17 @@ class TestPinning(CodeScopeMixin, ShippedScopeMixin, EyrieCase):
         shas = self._sample("release")
         odoo = self._odoo_with_code("release-me", "release")
         odoo.action_deploy()
+        job = odoo.job_ids.filtered(lambda j: j.action == "deploy")
+        self.assertEqual(job._job_values()["commits"][0]["commit"], shas[V1])
+        self.assertFalse(odoo.release_ids, "recorded once the deploy ends")
+        self._run_jobs()
         release = odoo.release_ids
         self.assertEqual(len(release), 1)
         self.assertEqual(release.commits[0]["commit"], shas[V1])
         self.assertEqual(release.image, "odoo:18.0")
         self.assertTrue(release.upgrade, "a first deploy installs the modules")
-        job = release.job_id
-        self.assertEqual(job.action, "deploy")
-        self.assertEqual(job._job_values()["commits"][0]["commit"], shas[V1])
+        self.assertEqual(release.job_id, job)
+        self.assertEqual(release.outcome, "deployed")
 
 
 @tagged("post_install", "-at_install")
@@ -416,11 +474,8 @@ class TestCodeForReal(CodeScopeMixin, OdooContainerMixin, ShippedScopeMixin, Eyr
             with open(mounts["/dev/termination-log"]) as handle:
                 self.assertIn("sample upgrade refused", handle.read())
             # What Eyrie reads of it.
-            release = odoo.env["eyrie.release"].create(
-                {"deployment_id": odoo.id, "upgrade": True}
-            )
-            release._record_upgrade(upgraded.stdout)
-            self.assertEqual(release.modules_upgraded, "eyrie_sample")
+            found = odoo.env["eyrie.release"]._upgrade_fields(upgraded.stdout)
+            self.assertEqual(found["modules_upgraded"], "eyrie_sample")
 
 
 @tagged("post_install", "-at_install")
@@ -470,19 +525,23 @@ class TestCodeLifecycle(
         self.assertEqual(self._workload_commit(odoo), shas[V1])
         self.assertIn(shas[V1][:12], odoo.pinned_commits)
 
-        # Nothing changed: no upgrade Job, the pods keep running.
+        # Nothing changed: no upgrade Job, the pods keep running, and the
+        # release that serves is still the first one.
+        first = self._latest(odoo)
         odoo.action_deploy()
-        self.assertFalse(self._latest(odoo).upgrade)
+        deploy = self._job(odoo, "deploy")
+        self.assertFalse(deploy._job_values()["upgrade"])
         self._settle(between_rounds=self._play_operators)
-        self.assertEqual(self._latest(odoo).outcome, "deployed")
+        self.assertEqual(deploy.state, "done")
+        self.assertEqual(odoo.release_ids, first)
 
         # A push: the update stops the old pods and upgrades first.
         self.git.push("life", shas[V2])
         odoo.action_deploy()
-        self.assertTrue(self._latest(odoo).upgrade)
         self._upgrade_pod(odoo, "upgrading\nEYRIE-UPGRADED: eyrie_sample\n")
         self._settle(between_rounds=self._play_operators)
         release = self._latest(odoo)
+        self.assertTrue(release.upgrade)
         self.assertEqual(release.outcome, "deployed")
         self.assertEqual(release.modules_upgraded, "eyrie_sample")
         self.assertEqual(self._workload_commit(odoo), shas[V2])
@@ -533,10 +592,8 @@ class TestCodeLifecycle(
         self.assertIn(expected, self._messages(odoo))
 
         # The release that served can be deployed again, as it was.
-        first = odoo._odoo_releases().filtered(
-            lambda r: r.commits[0]["commit"] == shas[V1]
-        )[:1]
         first.action_redeploy()
+        self._settle(between_rounds=self._play_operators)
         redeployed = self._latest(odoo)
         self.assertEqual(redeployed.commits[0]["commit"], shas[V1])
         self.assertTrue(redeployed.upgrade, "older code than the one serving")
@@ -653,6 +710,7 @@ class TestCodeXmlRpc(TwoUsersRpcCase):
         self.assertEqual(found, 0)
         # The owner redeploys the first release, as it was.
         self.rpc("eyrie.release", "action_redeploy", [releases[0]["id"]])
+        self._settle_played()
         latest = self.rpc(
             "eyrie.release",
             "search_read",
@@ -662,3 +720,104 @@ class TestCodeXmlRpc(TwoUsersRpcCase):
             limit=1,
         )[0]
         self.assertEqual(latest["commits"][0]["commit"], shas[V1])
+
+
+@tagged("post_install", "-at_install")
+class TestUpgradeOnCopy(
+    CodeScopeMixin, OperatorsMixin, ShippedScopeMixin, KubernetesCase
+):
+    """The code of the values tried on a neutralized copy first: the outcome
+    on the source, the copy dropped or kept, the source unchanged."""
+
+    def _play_upgrade(self, copy_name, log, fail=False):
+        """Between rounds: the copy's upgrade Job ran and printed ``log``
+        (its pod, as the Job controller makes it), and failed if ``fail``;
+        the other controllers played."""
+        from kubernetes import client
+
+        def play(_round):
+            copy = self.env["eyrie.deployment"].search([("name", "=", copy_name)])
+            job = copy and self.emulator.get(
+                "batch/v1", "Job", "odoo-upgrade", copy.namespace
+            )
+            if job and not job.get("status"):
+                client.CoreV1Api(self.emulator.api_client()).create_namespaced_pod(
+                    copy.namespace,
+                    {
+                        "metadata": {
+                            "name": "odoo-upgrade-copy",
+                            "labels": {"job-name": "odoo-upgrade"},
+                        },
+                        "spec": {"containers": [{"name": "upgrade", "image": "o"}]},
+                    },
+                )
+                self.emulator.set_logs(
+                    copy.namespace, "odoo-upgrade-copy", "upgrade", log
+                )
+                if fail:
+                    self.emulator.set_status(
+                        "batch/v1", "Job", "odoo-upgrade", JOB_FAILED, copy.namespace
+                    )
+                    return
+            self.emulator.play_operators()
+
+        return play
+
+    def test_a_good_upgrade_is_reported_and_its_copy_dropped(self):
+        shas = self._sample("copy-good")
+        source = self._odoo_with_code("copy-good", "copy-good")
+        self._run(source, "deploy")
+        releases = source.release_ids
+        self.git.push("copy-good", shas[V2])
+        action = source.action_upgrade_on_copy()
+        copy = self.env["eyrie.deployment"].browse(action["res_id"])
+        self.assertTrue(copy.upgrade_copy)
+        self.assertTrue(copy.clone_neutralize)
+        deploy = copy.job_ids.filtered(lambda j: j.action == "deploy")
+        self.assertEqual(deploy._job_values()["commits"][0]["commit"], shas[V2])
+        self._settle(
+            between_rounds=self._play_upgrade(
+                copy.name,
+                "EYRIE-PLAN-UPGRADE: eyrie_sample\nEYRIE-UPGRADED: eyrie_sample\n",
+            )
+        )
+        self.assertFalse(copy.exists(), "the copy was not dropped")
+        self.assertIn(
+            f"Upgrade on a copy: the code of {shas[V2][:12]} deployed on a "
+            "neutralized copy of the data: upgraded eyrie_sample.",
+            self._messages(source),
+        )
+        # The source is as it was: same code, no new release.
+        self.assertEqual(source.release_ids, releases)
+        workload = self.emulator.get("apps/v1", "Deployment", "odoo", source.namespace)
+        fetch = workload["spec"]["template"]["spec"]["initContainers"][0]
+        self.assertEqual(fetch["args"][2], shas[V1])
+
+    def test_a_failed_upgrade_is_reported_and_its_copy_kept(self):
+        shas = self._sample("copy-bad")
+        source = self._odoo_with_code("copy-bad", "copy-bad")
+        self._run(source, "deploy")
+        self.git.push("copy-bad", shas[V3])
+        copy = self.env["eyrie.deployment"].browse(
+            source.action_upgrade_on_copy(keep=True)["res_id"]
+        )
+        self._settle(
+            between_rounds=self._play_upgrade(
+                copy.name,
+                "EYRIE-PLAN-UPGRADE: eyrie_sample\nEYRIE-UPGRADE-FAILED: Exception: "
+                "sample upgrade refused: the data is broken\n",
+                fail=True,
+            )
+        )
+        self.assertTrue(copy.exists())
+        self.assertEqual(copy.state, "error")
+        messages = self._messages(source)
+        self.assertIn(
+            f"Upgrade on a copy: the code of {shas[V3][:12]} failed on a neutralized "
+            "copy of the data: upgrade of eyrie_sample failed: Exception: sample "
+            "upgrade refused: the data is broken",
+            messages,
+        )
+        self.assertIn(f"kept as {copy.name}", messages)
+        self.assertEqual(source.state, "deploy")
+        self.assertFalse(source.error_message)

@@ -9,6 +9,7 @@ DNSEndpoint) have no schema in that package: they are listed, not skipped
 silently, and checked by the emulator's tests only.
 """
 
+import base64
 import json
 
 import kubernetes_validate
@@ -228,8 +229,20 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
         credential = self.env["eyrie.git.credential"].create(
             {"name": "acme-token", "kind": "https", "token": "glpat-schema-test"}
         )
+        registry = self.env["eyrie.registry.credential"].create(
+            {
+                "name": "acme-registry",
+                "registry": "registry.example.com:5000",
+                "username": "puller",
+                "password": "registry-s3cret",
+            }
+        )
         self.shipped.write(
-            {"git_hosts": "github.com", "git_credential_ids": [(6, 0, credential.ids)]}
+            {
+                "git_hosts": "github.com",
+                "git_credential_ids": [(6, 0, credential.ids)],
+                "image_pull_credential_ids": [(6, 0, registry.ids)],
+            }
         )
         repositories = [
             {"url": "https://github.com/OCA/web.git", "ref": "18.0"},
@@ -250,6 +263,7 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
             {
                 "deployment_id": odoo.id,
                 "image": "odoo:18.0",
+                "outcome": "deployed",
                 "commits": [
                     dict(
                         item,
@@ -273,6 +287,20 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
             sorted(objects["Secret", "odoo-git"]["data"]),
             ["acme-token-ca", "acme-token-token", "acme-token-username"],
         )
+        pull = objects["Secret", "odoo-registry"]
+        self.assertEqual(pull["type"], "kubernetes.io/dockerconfigjson")
+        config = json.loads(base64.b64decode(pull["data"][".dockerconfigjson"]))
+        self.assertEqual(
+            config["auths"]["registry.example.com:5000"]["auth"],
+            base64.b64encode(b"puller:registry-s3cret").decode(),
+        )
+        for kind, name in (("Deployment", "odoo"), ("Job", "odoo-upgrade")):
+            self.assertEqual(
+                objects[kind, name]["spec"]["template"]["spec"]["imagePullSecrets"],
+                [{"name": "odoo-registry"}],
+            )
         validated, _custom = self._validate_all(odoo, values, ("deploy",))
         self.assertEqual(validated.count("Job"), 1)
         self.assertEqual(validated.count("ConfigMap"), 2)
+        # odoo, db-pguser-odoo, the git credentials and the registry's.
+        self.assertEqual(validated.count("Secret"), 4)

@@ -114,9 +114,13 @@ SHIPPED_IN_18_0_6 = {
 }
 
 # The steps 18.0.9.0.0 changes, as 18.0.8.0.0 shipped them: the Odoo pods
-# fetch the addons repositories at their pinned commits.
+# fetch the addons repositories at their pinned commits, and pull the images
+# with the scope's registry credentials.
 SHIPPED_IN_18_0_8 = {
     "odoo_deploy_workload": "351b7d7650201a098d5eeccbc03284bf",
+    "odoo_initialize_secret": "2b2e3d9b409b4e22db3e20111f660e25",
+    "odoo_deploy_credentials": "ecdd01d8d88e45e7c916f39e07a8bb78",
+    "odoo_initialize_clone_job": "02c06e967bd2a4a29dcc8f620dd8414f",
 }
 
 XML_ID_PREFIX = "eyrie_book_"

@@ -2,8 +2,10 @@
 commits, modules, upgrades and releases).
 
 The deploy book's new steps (the code's scripts, the upgrade Job) are new
-records, created by the update; the Odoo workload, if nobody edited it,
-gets the template that fetches the repositories.
+records, created by the update; the steps that changed, if nobody edited
+them, get this version's templates: the Odoo workload fetches the
+repositories, and the pods pull their images with the scope's registry
+credentials.
 """
 
 from odoo import SUPERUSER_ID, api
@@ -21,5 +23,6 @@ def migrate(cr, version):
     refresh_unmodified_steps(
         env,
         SHIPPED_IN_18_0_8,
-        change="Odoo pods fetch their addons repositories at pinned commits",
+        change="Odoo pods fetch their addons repositories at pinned commits and "
+        "pull with the scope's registry credentials",
     )

@@ -20,6 +20,7 @@ from . import eyrie_deployment_odoo
 from . import eyrie_deployment_odoo_code
 from . import eyrie_deployment_odoo_upgrade_copy
 from . import eyrie_deployment_odoo_form
+from . import eyrie_deployment_repository
 from . import eyrie_deployment_odoo_login
 from . import eyrie_deployment_login
 from . import eyrie_deployment_pgo

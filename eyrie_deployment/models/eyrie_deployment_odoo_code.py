@@ -331,7 +331,8 @@ class EyrieDeployment(models.Model):
     def _on_deploy_failed(self, job):
         values = self._odoo_code_job_values(job)
         if values is None:
-            return self._fail_as_error(job)
+            self._fail_as_error(job)
+            return
         log = self._odoo_upgrade_log(values)
         failures = upgrade_failures(log)
         if not failures or values.get("rollback_of"):
@@ -339,10 +340,10 @@ class EyrieDeployment(models.Model):
             release = self._odoo_record_release(
                 job, values, "failed", log, job.error_message
             )
-            result = self._fail_as_error(job)
+            self._fail_as_error(job)
         else:
             release = self._odoo_record_release(job, values, "rolled_back", log)
-            result = self._odoo_roll_back(release, failures[0], planned_modules(log))
+            self._odoo_roll_back(release, failures[0], planned_modules(log))
         if self.upgrade_copy and self.state == "error":
             self._upgrade_copy_report(
                 self.env._(
@@ -352,7 +353,6 @@ class EyrieDeployment(models.Model):
                     error=self.error_message,
                 )
             )
-        return result
 
     def _odoo_roll_back(self, release, error, planned):
         """The upgrade of ``release`` failed and its Job restored the

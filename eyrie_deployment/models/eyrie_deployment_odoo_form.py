@@ -3,6 +3,8 @@ import json
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
+from .eyrie_deployment_repository import repositories_of
+
 # Form field -> (value key, type): the everyday values of an Odoo deployment.
 ODOO_FORM_VALUES = {
     "odoo_image": ("image", str),
@@ -53,6 +55,14 @@ class EyrieDeployment(models.Model):
         help="Modules installed beyond base ('modules'), comma-separated: the "
         "first deploy installs them, a module added later is installed by the "
         "next deploy.",
+    )
+    repository_ids = fields.One2many(
+        "eyrie.deployment.repository",
+        "deployment_id",
+        string="Addons Repositories",
+        copy=False,
+        help="The 'repositories' of the values, as rows: in the order of the "
+        "addons path, on the git hosts of the scope.",
     )
     odoo_repositories = fields.Text(
         string="Repositories",
@@ -151,3 +161,71 @@ class EyrieDeployment(models.Model):
             own = json.loads(deployment.values or "{}") or {}
             own[key] = value
             deployment.values = json.dumps(own, indent=2, sort_keys=True)
+
+    # ------------------------------------------------------------------
+    # The repositories as rows, and as values
+    # ------------------------------------------------------------------
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        deployments = super().create(vals_list)
+        for deployment, vals in zip(deployments, vals_list, strict=True):
+            if "values" in vals and "repository_ids" not in vals:
+                deployment._values_to_repositories()
+        return deployments
+
+    def write(self, vals):
+        result = super().write(vals)
+        if (
+            "values" in vals
+            and "repository_ids" not in vals
+            and not self.env.context.get("eyrie_repositories_to_values")
+        ):
+            self._values_to_repositories()
+        return result
+
+    def _values_to_repositories(self):
+        """The rows as the own values name the repositories (none: no row)."""
+        Repository = self.env["eyrie.deployment.repository"]
+        for deployment in self.filtered(lambda d: d.deployment_type == "odoo"):
+            wanted = [
+                item
+                for item in repositories_of(deployment.values) or []
+                if isinstance(item, dict)
+            ]
+            current = [row._as_value() for row in deployment.repository_ids]
+            if current == wanted:
+                continue
+            rows = Repository.with_context(eyrie_values_to_repositories=True)
+            deployment.repository_ids.with_context(
+                eyrie_values_to_repositories=True
+            ).unlink()
+            rows.create(
+                [
+                    {
+                        "deployment_id": deployment.id,
+                        "sequence": index,
+                        "url": item.get("url"),
+                        "ref": item.get("ref"),
+                        "path": item.get("path") or False,
+                        "credential": item.get("credential") or False,
+                    }
+                    for index, item in enumerate(wanted)
+                ]
+            )
+
+    def _repositories_to_values(self):
+        """The own values' 'repositories' as the rows say, checked as any
+        change of the values (none: the key goes, the scope's apply)."""
+        if self.env.context.get("eyrie_values_to_repositories"):
+            return
+        for deployment in self.exists():
+            own = json.loads(deployment.values or "{}") or {}
+            rows = [row._as_value() for row in deployment.repository_ids]
+            if rows:
+                own["repositories"] = rows
+            else:
+                own.pop("repositories", None)
+            deployment.with_context(
+                eyrie_repositories_to_values=True
+            ).values = json.dumps(own, indent=2, sort_keys=True)

@@ -164,4 +164,9 @@ class EyrieRelease(models.Model):
             parts.append(self.env._("installed %s", self.modules_installed))
         if self.outcome == "rolled_back":
             parts.append(self.env._("rolled back"))
-        return "; ".join(parts) or self.env._("nothing to upgrade")
+        if parts:
+            return "; ".join(parts)
+        if not self.upgrade_log:
+            # A dry-run cluster runs no Job; a real one may not give its log.
+            return self.env._("no log of the upgrade Job")
+        return self.env._("nothing to upgrade")

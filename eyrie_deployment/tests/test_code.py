@@ -213,6 +213,55 @@ class TestCodeValues(ShippedScopeMixin, EyrieCase):
             odoo.odoo_repositories, "https://github.com/OCA/web.git 18.0 path=addons"
         )
 
+    def test_the_repositories_are_rows_of_the_form(self):
+        odoo = self._create("code-rows")
+        odoo.sudo().user_id = self.user
+        with Form(odoo.with_user(self.user)) as form:
+            with form.repository_ids.new() as row:
+                row.url = "https://github.com/OCA/web.git"
+                row.ref = "18.0"
+            with form.repository_ids.new() as row:
+                row.url = "git@gitlab.example.com:acme/addons.git"
+                row.ref = "main"
+                row.path = "addons"
+        self.assertEqual(
+            json.loads(odoo.values)["repositories"],
+            [
+                {"url": "https://github.com/OCA/web.git", "ref": "18.0"},
+                {
+                    "url": "git@gitlab.example.com:acme/addons.git",
+                    "ref": "main",
+                    "path": "addons",
+                },
+            ],
+        )
+        # The JSON written in the Values tab: the rows follow.
+        odoo.values = _repositories("https://github.com/OCA/server-tools.git")
+        self.assertEqual(odoo.repository_ids.mapped("url"), [
+            "https://github.com/OCA/server-tools.git"
+        ])  # fmt: skip
+        # A row is checked as the JSON is; nothing changes.
+        with self.assertRaisesMessage(ValidationError, "other transports"):
+            odoo.with_user(self.user).repository_ids.url = "file:///etc"
+        self.assertEqual(
+            odoo.repository_ids.url, "https://github.com/OCA/server-tools.git"
+        )
+        # Another user of the company changes none of them.
+        other = new_test_user(
+            self.env,
+            login="code_rows_other",
+            groups="eyrie_deployment.group_eyrie_user",
+        )
+        with self.assertRaises(AccessError):
+            odoo.repository_ids.with_user(other).ref = "17.0"
+        with self.assertRaises(AccessError):
+            self.env["eyrie.deployment.repository"].with_user(other).create(
+                {"deployment_id": odoo.id, "url": "https://github.com/a/b.git"}
+            )
+        # Removing the last row removes the key: the scope's apply again.
+        odoo.with_user(self.user).repository_ids.unlink()
+        self.assertNotIn("repositories", json.loads(odoo.values))
+
     def test_registry_credentials_are_managers_and_checked(self):
         Registry = self.env["eyrie.registry.credential"]
         with self.assertRaisesMessage(ValidationError, "'Registry' is"):

@@ -39,7 +39,7 @@ ODOO_DEFAULT_VALUES = {
     # Addons repositories ({url, ref, path?, credential?}), in the order of
     # --addons-path, fetched at their pinned commits by this image's git.
     "repositories": [],
-    "git_image": "alpine/git:2.47.2",
+    "git_image": "alpine/git:2.45.2",
     # Modules installed beyond base (the first deploy, or the next one).
     "modules": [],
 }

@@ -36,7 +36,6 @@ class EyrieDeployment(models.Model):
     _inherit = "eyrie.deployment"
 
     release_ids = fields.One2many("eyrie.release", "deployment_id", string="Releases")
-    release_count = fields.Integer(compute="_compute_release_summary")
     pinned_commits = fields.Text(
         compute="_compute_release_summary",
         help="The commits of the addons repositories the last deploy ran.",
@@ -51,7 +50,6 @@ class EyrieDeployment(models.Model):
         for deployment in self:
             releases = deployment._odoo_releases()
             served = releases.filtered(lambda r: r.outcome == "deployed")[:1]
-            deployment.release_count = len(releases)
             deployment.pinned_commits = served.commits_display or False
             upgraded = releases.filtered("upgrade")[:1]
             deployment.last_upgrade = upgraded._summary() if upgraded else False

@@ -45,12 +45,16 @@ class EyrieDeploymentRepository(models.Model):
 
     @api.depends("url", "ref", "deployment_id.release_ids")
     def _compute_pinned_commit(self):
+        # The code that serves, read once per deployment for all its rows.
+        served = {
+            deployment: (deployment._odoo_served_code() or {}).get("commits") or []
+            for deployment in self.deployment_id
+        }
         for repository in self:
-            served = repository.deployment_id._odoo_served_code() or {}
             repository.pinned_commit = next(
                 (
                     item["commit"]
-                    for item in served.get("commits") or []
+                    for item in served.get(repository.deployment_id, [])
                     if item["url"] == repository.url and item["ref"] == repository.ref
                 ),
                 False,

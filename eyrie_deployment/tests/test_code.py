@@ -573,6 +573,7 @@ class TestCodeLifecycle(
         self.assertEqual(odoo.state, "deploy")
         self.assertEqual(self._workload_commit(odoo), shas[V1])
         self.assertIn(shas[V1][:12], odoo.pinned_commits)
+        self.assertEqual(odoo.repository_ids.pinned_commit, shas[V1])
 
         # Nothing changed: no upgrade Job, the pods keep running, and the
         # release that serves is still the first one.

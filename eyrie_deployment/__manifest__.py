@@ -4,7 +4,7 @@
     "name": "Eyrie Deployments",
     "summary": "Run Odoo and PostgreSQL deployments on Kubernetes with "
     "lifecycle books, jobs and automatic pause/drop timers",
-    "version": "18.0.9.0.0",
+    "version": "18.0.10.0.0",
     "category": "Technical",
     "website": "https://github.com/eyrie/eyrie",
     "author": "Eyrie",
@@ -30,6 +30,7 @@
         "views/eyrie_deployment_views.xml",
         "views/eyrie_deployment_odoo_views.xml",
         "views/eyrie_release_views.xml",
+        "views/eyrie_test_run_views.xml",
         "views/eyrie_git_credential_views.xml",
         "views/eyrie_deployment_login_views.xml",
         "views/eyrie_deployment_book_views.xml",

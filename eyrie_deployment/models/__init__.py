@@ -19,6 +19,7 @@ from . import eyrie_deployment_timer_cron
 from . import eyrie_deployment_odoo
 from . import eyrie_deployment_odoo_code
 from . import eyrie_deployment_odoo_upgrade_copy
+from . import eyrie_deployment_odoo_tests
 from . import eyrie_deployment_odoo_form
 from . import eyrie_deployment_repository
 from . import eyrie_deployment_odoo_login
@@ -34,6 +35,7 @@ from . import eyrie_deployment_logs
 from . import eyrie_deployment_kanban
 from . import eyrie_backup
 from . import eyrie_release
+from . import eyrie_test_run
 from . import eyrie_backup_schedule
 from . import eyrie_backup_download
 from . import eyrie_restore_wizard

@@ -42,6 +42,11 @@ ODOO_DEFAULT_VALUES = {
     "git_image": "alpine/git:2.45.2",
     # Modules installed beyond base (the first deploy, or the next one).
     "modules": [],
+    # A new database gets the modules' demo data (a development build).
+    "demo": False,
+    # Modules whose tests run, on a throwaway database, after each deploy
+    # that changes code (eyrie_deployment_odoo_tests.py).
+    "tests": [],
 }
 # Keys an Odoo deployment accepts beyond its defaults (derived when unset).
 ODOO_OPTIONAL_KEYS = frozenset({"hostname", "dns_target", "db_name"})

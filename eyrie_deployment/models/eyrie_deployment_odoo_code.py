@@ -66,7 +66,11 @@ class EyrieDeployment(models.Model):
         return super()._job_run_fields() | {"upgrade_copy", "company_id", "cluster_id"}
 
     def _odoo_value_checks(self):
-        return {"repositories": check_repositories, "modules": check_modules}
+        return {
+            "repositories": check_repositories,
+            "modules": check_modules,
+            "tests": check_modules,
+        }
 
     @api.constrains("values", "scope_id", "deployment_type")
     def _check_code_sources(self):
@@ -402,6 +406,12 @@ class EyrieDeployment(models.Model):
         from its pod; empty where none ran or the cluster cannot tell."""
         if not values.get("upgrade"):
             return ""
+        return self._odoo_job_log(UPGRADE_JOB, "upgrade")
+
+    def _odoo_job_log(self, job_name, container_name):
+        """What container ``container_name`` of the pods of the Kubernetes
+        Job ``job_name`` printed (secrets masked); empty where the cluster
+        cannot tell."""
         # The cluster's credentials are manager-only fields.
         cluster = self.sudo().cluster_id
         if cluster.dry_run:
@@ -410,12 +420,15 @@ class EyrieDeployment(models.Model):
             found = read_logs(
                 cluster._get_client(),
                 self.namespace,
-                selector={"job-name": UPGRADE_JOB},
+                selector={"job-name": job_name},
                 tail_lines=2000,
             )
         except (StepError, ClusterConnectionError, TransientStepError) as error:
             _logger.warning(
-                "Eyrie: the upgrade log of %s could not be read: %s", self.name, error
+                "Eyrie: the log of Job %s of %s could not be read: %s",
+                job_name,
+                self.name,
+                error,
             )
             return ""
         found = self._scrubbed_logs(found)
@@ -423,5 +436,5 @@ class EyrieDeployment(models.Model):
             container["log"]
             for pod in found["pods"]
             for container in pod["containers"]
-            if container["name"] == "upgrade"
+            if container["name"] == container_name
         )

@@ -17,6 +17,7 @@ from . import test_kubernetes_lifecycle
 from . import test_kubernetes_steps
 from . import test_lifecycle
 from . import test_odoo_container
+from . import test_odoo_tests
 from . import test_openapi_schemas
 from . import test_owner_login
 from . import test_platform

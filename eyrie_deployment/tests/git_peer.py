@@ -362,3 +362,37 @@ class GitPeer:
         whose commit ls-remote gives as ``refs/tags/<tag>^{}``."""
         bare = os.path.join(self._repos, f"{name}.git")
         self._git("tag", "-a", tag, sha, "-m", message, cwd=bare)
+
+    def create_repository(self, name, commits, branch="main", at=-1):
+        """Bare repository ``<name>.git`` of ``commits`` — a list of
+        (message, {path: text}) each added on the previous — the branch
+        ``branch`` at the commit of index ``at`` (the others fetchable by
+        sha, pushed later with ``push``). Returns the commit shas."""
+        work = os.path.join(self._dir, "work", name)
+        self._git("init", "-q", "-b", branch, work)
+        shas = []
+        for day, (message, files) in enumerate(commits, start=1):
+            for rel, text in files.items():
+                file = os.path.join(work, rel)
+                os.makedirs(os.path.dirname(file), exist_ok=True)
+                with open(file, "w") as f:
+                    f.write(text)
+            self._git("add", "-A", cwd=work)
+            date = f"2024-02-{day:02d}T12:00:00+00:00"
+            dates = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+            self._git("commit", "-q", "-m", message, cwd=work, **dates)
+            shas.append(self._git("rev-parse", "HEAD", cwd=work))
+        bare = os.path.join(self._repos, f"{name}.git")
+        self._git("init", "-q", "--bare", "-b", branch, bare)
+        for allow in ("allowReachableSHA1InWant", "allowAnySHA1InWant"):
+            self._git("config", f"uploadpack.{allow}", "true", cwd=bare)
+        self._git("push", "-q", bare, f"{shas[at]}:refs/heads/{branch}", cwd=work)
+        # Every commit stays fetchable by sha, whatever the branches.
+        self._git("push", "-q", bare, f"{shas[-1]}:{HELD_REF}", cwd=work)
+        self._git("config", "uploadpack.hideRefs", HELD_REF, cwd=bare)
+        return shas
+
+    def delete_branch(self, name, branch):
+        """Delete ``branch`` of ``<name>.git``."""
+        bare = os.path.join(self._repos, f"{name}.git")
+        self._git("update-ref", "-d", f"refs/heads/{branch}", cwd=bare)

@@ -38,6 +38,27 @@ JOB_FAILED = {
 }
 
 
+def job_pod(emulator, namespace, job, container, log, name):
+    """The pod ``name`` of Kubernetes Job ``job`` as the Job controller makes
+    it, whose ``container`` printed ``log``; the Job's earlier pods gone
+    (the garbage collector deletes a deleted Job's pods)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(emulator.api_client())
+    for pod in core.list_namespaced_pod(
+        namespace, label_selector=f"job-name={job}"
+    ).items:
+        core.delete_namespaced_pod(pod.metadata.name, namespace)
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": name, "labels": {"job-name": job}},
+            "spec": {"containers": [{"name": container, "image": "odoo:18.0"}]},
+        },
+    )
+    emulator.set_logs(namespace, name, container, log)
+
+
 class KubernetesCase(EyrieCase):
     """EyrieCase on a real Kubernetes API served in-process (one per class),
     reached through the official client with a kubeconfig."""

@@ -15,7 +15,13 @@ from odoo.tests import Form, get_db_name, new_test_user, tagged
 
 from .common import EyrieCase, ShippedScopeMixin
 from .git_peer import VERSIONS, GitPeer
-from .kube_common import JOB_FAILED, KubernetesCase, OperatorsMixin, TwoUsersRpcCase
+from .kube_common import (
+    JOB_FAILED,
+    KubernetesCase,
+    OperatorsMixin,
+    TwoUsersRpcCase,
+    job_pod,
+)
 from .odoo_container import OdooContainerMixin
 from .private_postgres import PrivatePostgres, free_port
 
@@ -34,6 +40,24 @@ def _repositories(url, ref="18.0", **extra):
     return json.dumps({"repositories": [{"url": url, "ref": ref, **extra}]})
 
 
+def peer_with_credential(case, token):
+    """A git peer for the test class ``case`` (token-protected, its own
+    CA) and the git credential ``peer`` that reads it."""
+    git = GitPeer(token=token)
+    git.__enter__()
+    case.addClassCleanup(git.__exit__)
+    credential = case.env["eyrie.git.credential"].create(
+        {
+            "name": "peer",
+            "kind": "https",
+            "username": git.username,
+            "token": token,
+            "ca_certificate": git.ca_pem,
+        }
+    )
+    return git, credential
+
+
 class CodeScopeMixin:
     """A git peer for the class (token-protected, its own CA), offered by
     the shipped scope as credential ``peer``; ``git_hosts`` allows it."""
@@ -41,18 +65,7 @@ class CodeScopeMixin:
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.git = GitPeer(token=TOKEN)
-        cls.git.__enter__()
-        cls.addClassCleanup(cls.git.__exit__)
-        cls.credential = cls.env["eyrie.git.credential"].create(
-            {
-                "name": "peer",
-                "kind": "https",
-                "username": cls.git.username,
-                "token": TOKEN,
-                "ca_certificate": cls.git.ca_pem,
-            }
-        )
+        cls.git, cls.credential = peer_with_credential(cls, TOKEN)
         cls.shipped.write(
             {
                 "git_hosts": "localhost, github.com",
@@ -355,11 +368,9 @@ class TestPinning(CodeScopeMixin, ShippedScopeMixin, EyrieCase):
         self.assertEqual(release.outcome, "deployed")
 
 
-@tagged("post_install", "-at_install")
-class TestCodeForReal(CodeScopeMixin, OdooContainerMixin, ShippedScopeMixin, EyrieCase):
-    """The rendered fetch run by git, and the rendered upgrade Job run by a
-    real Odoo 18.0: install, upgrade adding a column, a failing upgrade
-    rolled back to the database as it was."""
+class CodeContainerMixin(OdooContainerMixin):
+    """The code's containers run here: the fetch by git, then a Job's
+    container by a real Odoo 18.0, with the mounts the Pod gives them."""
 
     def _code_values(self, odoo):
         values = odoo._odoo_values()
@@ -417,6 +428,13 @@ class TestCodeForReal(CodeScopeMixin, OdooContainerMixin, ShippedScopeMixin, Eyr
     def _manifest_version(self, folder):
         with open(os.path.join(folder, "eyrie_sample", "__manifest__.py")) as f:
             return ast.literal_eval(f.read())["version"]
+
+
+@tagged("post_install", "-at_install")
+class TestCodeForReal(CodeScopeMixin, CodeContainerMixin, ShippedScopeMixin, EyrieCase):
+    """The rendered fetch run by git, and the rendered upgrade Job run by a
+    real Odoo 18.0: install, upgrade adding a column, a failing upgrade
+    rolled back to the database as it was."""
 
     def test_the_pods_fetch_the_pinned_commit_not_a_later_push(self):
         shas = self._sample("fetch")
@@ -489,6 +507,12 @@ class TestCodeForReal(CodeScopeMixin, OdooContainerMixin, ShippedScopeMixin, Eyr
             self.assertIn("EYRIE-INSTALLED: base,eyrie_sample", first.stdout)
             self.assertEqual(version(), V1)
             self.assertNotIn("note", columns())
+            # Production gets no demo data ('demo' is a development build's).
+            demo_user = (
+                "SELECT count(*) FROM ir_model_data "
+                "WHERE module = 'base' AND name = 'user_demo'"
+            )
+            self.assertEqual(query(demo_user), [(0,)])
             query("INSERT INTO eyrie_sample (name) VALUES ('kept')")
 
             # A push of 18.0.1.1.0: the upgrade adds its column.
@@ -540,22 +564,14 @@ class TestCodeLifecycle(
         """The upgrade Job's pod as the Job controller makes it, with what
         its container printed; the last one's gone (the garbage collector
         deletes a deleted Job's pods)."""
-        from kubernetes import client
-
-        core = client.CoreV1Api(self.emulator.api_client())
-        for pod in core.list_namespaced_pod(
-            odoo.namespace, label_selector="job-name=odoo-upgrade"
-        ).items:
-            core.delete_namespaced_pod(pod.metadata.name, odoo.namespace)
-        name = f"odoo-upgrade-{next(self.pods)}"
-        core.create_namespaced_pod(
+        job_pod(
+            self.emulator,
             odoo.namespace,
-            {
-                "metadata": {"name": name, "labels": {"job-name": "odoo-upgrade"}},
-                "spec": {"containers": [{"name": "upgrade", "image": "odoo:18.0"}]},
-            },
+            "odoo-upgrade",
+            "upgrade",
+            log,
+            f"odoo-upgrade-{next(self.pods)}",
         )
-        self.emulator.set_logs(odoo.namespace, name, "upgrade", log)
 
     def _latest(self, odoo):
         return odoo._odoo_releases()[0]

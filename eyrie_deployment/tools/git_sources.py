@@ -253,12 +253,35 @@ def ls_remote(url, ref, credential=None, timeout=LS_REMOTE_TIMEOUT):
     ``ssh_known_hosts``; ``ca_certificate`` for a private CA)."""
     parse_git_url(url)
     check_ref(ref)
+    return _ls_remote(url, [ref, f"refs/tags/{ref}^{{}}"], credential, timeout)
+
+
+def branch_heads(url, credential=None, timeout=LS_REMOTE_TIMEOUT):
+    """{branch: commit} of every branch of ``url`` now (``git ls-remote
+    --heads``), with the credential as ``ls_remote``."""
+    parse_git_url(url)
+    heads = {}
+    output = _ls_remote(url, ["--heads"], credential, timeout, options=True)
+    for line in output.splitlines():
+        commit, _tab, name = line.partition("\t")
+        if name.startswith("refs/heads/") and COMMIT_RE.match(commit):
+            heads[name.removeprefix("refs/heads/")] = commit
+    return heads
+
+
+def _ls_remote(url, patterns, credential, timeout, options=False):
     credential = credential or {}
+    # The options before the URL; the URL after "--" never reads as one.
+    arguments = (
+        ["git", "ls-remote", *patterns, "--", url]
+        if options
+        else ["git", "ls-remote", url, *patterns]
+    )
     with tempfile.TemporaryDirectory(prefix="eyrie-git-") as home:
         env = _git_env(home, credential)
         try:
             result = subprocess.run(
-                ["git", "ls-remote", url, ref, f"refs/tags/{ref}^{{}}"],
+                arguments,
                 env=env,
                 cwd=home,
                 capture_output=True,

@@ -123,6 +123,14 @@ SHIPPED_IN_18_0_8 = {
     "odoo_initialize_clone_job": "02c06e967bd2a4a29dcc8f620dd8414f",
 }
 
+# The steps 18.0.10.0.0 changes, as 18.0.9.0.0 shipped them: a new database
+# gets demo data only where the values ask for it, and the code's scripts
+# include the test run of the modules' tests.
+SHIPPED_IN_18_0_9 = {
+    "odoo_deploy_code": "0fdf62af376c38575fd9bba36f652f55",
+    "odoo_deploy_upgrade": "1327fc020e89fdf23960cfa5f2ef0f71",
+}
+
 XML_ID_PREFIX = "eyrie_book_"
 
 

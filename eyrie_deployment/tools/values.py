@@ -180,6 +180,7 @@ def _check_flag(value, key):
 VALUE_CHECKS = {
     "filestore_snapshot": _check_flag,
     "filestore_archive": _check_flag,
+    "demo": _check_flag,
     "snapshot_class": _check_optional_name,
     "mail_catcher_image": _check_image,
     "git_image": _check_image,

@@ -1,0 +1,2 @@
+from . import test_webhooks
+from . import test_builds

@@ -112,6 +112,10 @@ class EyrieDeployment(models.Model):
             branch.deployed_commit = own[0]
         if self.active_job_id:
             return
+        if branch.stage == "production" and job.state == "done":
+            branch.project_id.branch_ids.filtered(
+                lambda b: b.stage == "staging" and not b.deployment_id and not b.gone
+            )._build_waiting()
         try:
             with self.env.cr.savepoint():
                 if branch.gone:

@@ -297,6 +297,10 @@ class EyrieProjectBranch(models.Model):
         if production.active_job_id:
             # Its deploy's end looks at the branch again (_project_follow_up).
             return production
+        if self.commit and self.commit == self._served_commit(production):
+            # Already what production runs (a branch seen for the first time).
+            self.deployed_commit = self.commit
+            return production
         if production.repository_state != "deploy":
             # A push never starts production nor wakes it: its resume pins
             # the branch's head then.
@@ -313,6 +317,32 @@ class EyrieProjectBranch(models.Model):
         except UserError as error:
             self.build_message = error.args[0]
         return production
+
+    def _served_commit(self, deployment):
+        """The commit of the project's repository ``deployment`` serves."""
+        served = deployment._odoo_served_code() or {}
+        for item in served.get("commits") or ():
+            if self.project_id._is_own_repository(item.get("url")):
+                return item["commit"]
+        return False
+
+    def _build_waiting(self):
+        """Build the staging branches that waited for production (its job
+        in progress, or not deployed yet when they were pushed)."""
+        for branch in self:
+            try:
+                with self.env.cr.savepoint():
+                    branch._build()
+            except UserError as error:
+                branch.build_message = error.args[0]
+            if branch.deployment_id:
+                branch.project_id._message_log(
+                    body=self.env._(
+                        "%(branch)s: production is ready — building %(build)s",
+                        branch=branch.name,
+                        build=branch.deployment_id.name,
+                    )
+                )
 
     def _update(self):
         """A push to a branch that has its build: deploy it again (its refs
@@ -393,6 +423,12 @@ class EyrieProjectBranch(models.Model):
         deployment = self._update() if had_build else self._build()
         if self.build_message:
             what = self.build_message
+        elif self.stage == "production":
+            what = (
+                self.env._("updating %s", deployment.name)
+                if deployment.active_job_id
+                else self.env._("%s already runs it", deployment.name)
+            )
         elif had_build:
             what = self.env._("updating %s", deployment.name)
         else:

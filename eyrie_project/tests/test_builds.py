@@ -8,6 +8,8 @@ import json
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 
+from odoo.addons.eyrie_deployment.tests.queue_jobs import run_queue_jobs
+
 from .common import ProjectCase, payload
 
 
@@ -31,6 +33,25 @@ class TestProjectBuilds(ProjectCase):
     def _own_commit(self, deployment):
         values = deployment._effective_values()
         return deployment._odoo_pin(values["repositories"])[0]["commit"]
+
+    def test_a_staging_branch_waits_for_production_then_builds(self):
+        _sha1, sha2, _sha3 = self.shas
+        self._deploy_production()
+        # Found together: production updates, and the staging branch, a
+        # clone of production, cannot start while production's job runs.
+        self._git_push("main", sha2)
+        self._git_push("staging-wait", sha2)
+        self.assertEqual(self.project.action_check_commits(), 2)
+        run_queue_jobs(self.env, also=("_apply_events",), limit=1)
+        branch = self._branch("staging-wait")
+        self.assertIn("in progress", branch.build_message)
+        # Production's deploy ends: the staging build starts by itself.
+        self._settle()
+        self.assertEqual(self._branch("main").deployed_commit, sha2)
+        self.assertEqual(branch.deployment_id.cloned_from_id, self.production)
+        self.assertEqual(branch.deployment_id.state, "deploy")
+        self.assertIn("production is ready", self._notes())
+        self.assertIn("updating Acme production", self._notes())
 
     def test_three_branches_follow_their_pushes_and_go_with_their_branch(self):
         _sha1, sha2, sha3 = self.shas

@@ -178,7 +178,7 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
             clone, clone._odoo_values(), ("initialize",)
         )
         # the preparation's scripts, Job, and the source bucket's keys
-        self.assertEqual(validated.count("Job"), 1)
+        self.assertEqual(validated.count("Job"), 2)
         self.assertEqual(validated.count("ConfigMap"), 1)
         self.assertEqual(validated.count("Secret"), 4)
 
@@ -224,8 +224,8 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
             )
 
     def test_odoo_with_addons_repositories_and_an_upgrade(self):
-        """The code's objects: the fetch init container in the workload and
-        the upgrade Job, the credentials' Secret."""
+        """The code's objects: the fetch init container in the workload, the
+        upgrade Job and the test Job, the credentials' Secret."""
         credential = self.env["eyrie.git.credential"].create(
             {"name": "acme-token", "kind": "https", "token": "glpat-schema-test"}
         )
@@ -256,7 +256,14 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
         odoo = self._create(
             "schema-code",
             "odoo",
-            values=json.dumps({"repositories": repositories, "modules": ["web_m2x"]}),
+            values=json.dumps(
+                {
+                    "repositories": repositories,
+                    "modules": ["web_m2x"],
+                    "demo": True,
+                    "tests": ["web_m2x"],
+                }
+            ),
         )
         odoo._ensure_credentials(("admin_password", "db_password"))
         release = self.env["eyrie.release"].create(
@@ -282,6 +289,7 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
             for _where, obj in self._applied_objects(odoo, values, ("deploy",))
         }
         self.assertIn(("Job", "odoo-upgrade"), objects)
+        self.assertIn(("Job", "odoo-tests"), objects)
         self.assertIn(("Secret", "odoo-git"), objects)
         self.assertEqual(
             sorted(objects["Secret", "odoo-git"]["data"]),
@@ -294,13 +302,17 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
             config["auths"]["registry.example.com:5000"]["auth"],
             base64.b64encode(b"puller:registry-s3cret").decode(),
         )
-        for kind, name in (("Deployment", "odoo"), ("Job", "odoo-upgrade")):
+        for kind, name in (
+            ("Deployment", "odoo"),
+            ("Job", "odoo-upgrade"),
+            ("Job", "odoo-tests"),
+        ):
             self.assertEqual(
                 objects[kind, name]["spec"]["template"]["spec"]["imagePullSecrets"],
                 [{"name": "odoo-registry"}],
             )
         validated, _custom = self._validate_all(odoo, values, ("deploy",))
-        self.assertEqual(validated.count("Job"), 1)
+        self.assertEqual(validated.count("Job"), 2)
         self.assertEqual(validated.count("ConfigMap"), 2)
         # odoo, db-pguser-odoo, the git credentials and the registry's.
         self.assertEqual(validated.count("Secret"), 4)

@@ -342,9 +342,30 @@ class EyrieProject(models.Model):
         action["context"] = {"default_project_id": self.id, "create": False}
         return action
 
+    def _check_allowed_host(self):
+        """The repository is read only on a git host its stages' scopes
+        allow, as the builds' repositories are."""
+        host = parse_git_url(self.repository_url, "repository")[1]
+        scopes = (
+            self.staging_scope_id
+            | self.development_scope_id
+            | self.production_deployment_id.scope_id
+        )
+        allowed = set().union(*(split_names(scope.git_hosts) for scope in scopes))
+        if host not in allowed:
+            raise UserError(
+                self.env._(
+                    "Project %(name)s: %(host)s is not one of the Git Hosts of its "
+                    "stages' scopes; a manager adds it to a scope (tab Code).",
+                    name=self.name,
+                    host=host,
+                )
+            )
+
     def _heads(self):
         """{branch: commit} of the repository now."""
         self.ensure_one()
+        self._check_allowed_host()
         credential = self.sudo().git_credential_id
         secrets_ = credential._secrets() if credential else {}
         try:

@@ -8,6 +8,7 @@ import json
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 
+from odoo.addons.eyrie_deployment.tests.kube_common import BUCKET
 from odoo.addons.eyrie_deployment.tests.queue_jobs import run_queue_jobs
 
 from .common import ProjectCase, payload
@@ -148,6 +149,23 @@ class TestProjectBuilds(ProjectCase):
         self.assertEqual(self.production.state, "draft")
         self.assertIn("is not running", self._branch("main").build_message)
 
+    def test_a_deleted_branch_takes_its_final_backup_first(self):
+        # The development scope backs up to a bucket: a drop backs up first.
+        self.development_scope.write(dict(BUCKET, backup_target="s3"))
+        self.assertTrue(self.development_scope.backup_before_drop)
+        self._push("feature-b", self.shas[1])
+        self._settle()
+        build = self._branch("feature-b").deployment_id
+        name = build.name
+        self.git.delete_branch("shop", "feature-b")
+        body = payload("github_push_delete", self.url, self.shas[1], "feature-b")
+        self.assertEqual(self._post("github", "push", body).status_code, 202)
+        self._settle()
+        self.assertFalse(build.exists())
+        backup = self.env["eyrie.backup"].search([("deployment_name", "=", name)])
+        self.assertEqual(backup.mapped("kind"), ["before_drop"])
+        self.assertEqual(backup.state, "done")
+
     def test_check_for_new_commits_without_webhooks(self):
         _sha1, sha2, _sha3 = self.shas
         self._deploy_production()
@@ -160,6 +178,15 @@ class TestProjectBuilds(ProjectCase):
         branch = self._branch("feature-poll")
         self.assertEqual(branch.deployed_commit, sha2)
         self.assertEqual(branch.deployment_id.state, "deploy")
+        # A host no stage's scope allows is never read.
+        allowed = self.development_scope.git_hosts
+        for scope in (
+            self.production_scope | self.staging_scope | self.development_scope
+        ):
+            scope.git_hosts = "github.com"
+        with self.assertRaisesRegex(UserError, "localhost is not one of the Git Hosts"):
+            self.project.action_check_commits()
+        self.development_scope.git_hosts = allowed
         # Nothing new: nothing queued.
         self.assertEqual(
             self.rpc("eyrie.project", "action_check_commits", [self.project.id]), 0

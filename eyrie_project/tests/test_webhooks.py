@@ -111,9 +111,26 @@ class TestWebhooksOverHttp(ProjectCase):
                 self.assertEqual(response.status_code, 202, response.text)
                 self.assertEqual(response.json()["status"], "queued")
                 self.assertEqual(len(self._queued()), before + 1)
+        # Pull requests opened and closed, branches created and deleted.
+        for provider, event, name in (
+            ("github", "create", "github_create"),
+            ("github", "delete", "github_delete"),
+            ("github", "pull_request", "github_pull_request_opened"),
+            ("github", "pull_request", "github_pull_request_closed"),
+            ("gitlab", "Merge Request Hook", "gitlab_merge_request_opened"),
+            ("gitlab", "Merge Request Hook", "gitlab_merge_request_closed"),
+            ("gitea", "pull_request", "gitea_pull_request_opened"),
+            ("gitea", "pull_request", "gitea_pull_request_closed"),
+            ("gitea", "delete", "gitea_delete"),
+        ):
+            with self.subTest(name=name):
+                body = payload(name, self.url, self.shas[1])
+                response = self._post(provider, event, body)
+                self.assertEqual(response.status_code, 202, response.text)
         # Queued: nothing was built in the requests.
         self.assertFalse(self.project.branch_ids)
-        self.assertEqual(len(self._deliveries()), 4)
+        self.assertEqual(len(self._deliveries()), 13)
+        self.assertEqual(len(self._queued()), 13)
 
     def test_refused_requests_change_nothing_and_are_logged(self):
         good = json.dumps(payload("github_push", self.url, self.shas[1])).encode()

@@ -26,6 +26,15 @@ class EyrieDeployment(models.Model):
         related="project_branch_id.project_id", string="Project", store=True
     )
     project_stage = fields.Selection(related="project_branch_id.stage", string="Stage")
+    project_commit = fields.Char(
+        related="project_branch_id.commit_short", string="Branch Commit"
+    )
+    project_commit_message = fields.Char(
+        related="project_branch_id.message", string="Commit Message"
+    )
+    project_commit_author = fields.Char(
+        related="project_branch_id.author", string="Commit Author"
+    )
 
     @api.model_create_multi
     def create(self, vals_list):

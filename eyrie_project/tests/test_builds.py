@@ -77,6 +77,12 @@ class TestProjectBuilds(ProjectCase):
             (dev.commit, dev.message), (sha2, "Add the shop module's tests")
         )
         self.assertIn("Alice", dev.author)
+        # The build says which branch, commit and change it runs.
+        self.assertEqual(
+            (build.project_id, build.project_branch_id, build.project_commit),
+            (self.project, dev, sha2[:12]),
+        )
+        self.assertEqual(build.project_commit_message, "Add the shop module's tests")
         # The tests ran after the deploy: a failure marks the build.
         self.assertEqual(dev.test_state, "failed")
         self.assertIn("1 passed, 1 failed", dev.test_summary)

@@ -178,7 +178,7 @@ class TestOpenApiSchemas(ShippedScopeMixin, EyrieCase):
             clone, clone._odoo_values(), ("initialize",)
         )
         # the preparation's scripts, Job, and the source bucket's keys
-        self.assertEqual(validated.count("Job"), 2)
+        self.assertEqual(validated.count("Job"), 1)
         self.assertEqual(validated.count("ConfigMap"), 1)
         self.assertEqual(validated.count("Secret"), 4)
 

@@ -22,4 +22,9 @@
         "views/eyrie_project_views.xml",
     ],
     "demo": ["demo/eyrie_project_demo.xml"],
+    "assets": {
+        "web.assets_tests": [
+            "eyrie_project/static/tests/tours/**/*",
+        ],
+    },
 }

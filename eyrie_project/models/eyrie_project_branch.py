@@ -192,6 +192,11 @@ class EyrieProjectBranch(models.Model):
             "staging": self._build_staging,
             "development": self._build_development,
         }[self.stage]
+        if self.stage == "staging" and self.project_id.production_deployment_id:
+            # Production's deploy ends build the staging branches that wait
+            # for it (_project_follow_up): linked to its branch, kept even
+            # when this build is refused.
+            self.project_id._production_branch()
         try:
             with self.env.cr.savepoint():
                 deployment = builder()

@@ -106,3 +106,28 @@ class EyrieProject(models.Model):
                 vals["stage"] = self._stage_of(name) or stage
             branch.write(vals)
         return branch._follow_push(event, fresh)
+
+    def _production_branch(self):
+        """The branch record of the production branch, linked to the
+        Production deployment (created when no push told it yet)."""
+        self.ensure_one()
+        Branch = self.env["eyrie.project.branch"].with_context(
+            active_test=False, eyrie_project_events=True
+        )
+        branch = Branch.search(
+            [("project_id", "=", self.id), ("name", "=", self.production_branch)]
+        )
+        if not branch:
+            branch = Branch.create(
+                {
+                    "project_id": self.id,
+                    "name": self.production_branch,
+                    "stage": "production",
+                }
+            )
+        production = self.production_deployment_id
+        if production and branch.deployment_id != production:
+            branch.deployment_id = production
+        if production and not production.project_branch_id:
+            production.project_branch_id = branch
+        return branch

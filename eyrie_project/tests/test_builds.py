@@ -37,7 +37,16 @@ class TestProjectBuilds(ProjectCase):
 
     def test_a_staging_branch_waits_for_production_then_builds(self):
         _sha1, sha2, _sha3 = self.shas
+        # Pushed before production was ever deployed: it waits, and builds
+        # once production's first deploy ends.
+        self._push("staging-early", self.shas[0])
+        self._settle()
+        early = self._branch("staging-early")
+        self.assertFalse(early.deployment_id)
+        self.assertIn("no deployed Production", early.build_message)
         self._deploy_production()
+        self.assertEqual(early.deployment_id.cloned_from_id, self.production)
+        self.assertEqual(early.deployment_id.state, "deploy")
         # Found together: production updates, and the staging branch, a
         # clone of production, cannot start while production's job runs.
         self._git_push("main", sha2)

@@ -4,7 +4,7 @@
     "name": "Eyrie Deployments",
     "summary": "Run Odoo and PostgreSQL deployments on Kubernetes with "
     "lifecycle books, jobs and automatic pause/drop timers",
-    "version": "18.0.10.0.0",
+    "version": "18.0.11.0.0",
     "category": "Technical",
     "website": "https://github.com/eyrie/eyrie",
     "author": "Eyrie",

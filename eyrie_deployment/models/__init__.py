@@ -8,6 +8,7 @@ from . import eyrie_scope
 from . import eyrie_scope_backup
 from . import eyrie_scope_clone
 from . import eyrie_scope_code
+from . import eyrie_scope_route
 from . import eyrie_git_credential
 from . import eyrie_registry_credential
 from . import eyrie_deployment

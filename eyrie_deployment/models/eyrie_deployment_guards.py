@@ -201,8 +201,14 @@ class EyrieDeployment(models.Model):
             )
 
     @api.model
+    def _lifecycle_fields(self):
+        """Fields only the lifecycle writes (``LIFECYCLE_FIELDS``); an addon
+        adds its own (``super()``)."""
+        return LIFECYCLE_FIELDS
+
+    @api.model
     def _check_lifecycle_fields_untouched(self, vals):
-        forbidden = LIFECYCLE_FIELDS & vals.keys()
+        forbidden = self._lifecycle_fields() & vals.keys()
         if forbidden:
             raise UserError(
                 self.env._(

@@ -457,6 +457,7 @@ class EyrieDeploymentOdoo(models.Model):
             values = self._pgbackrest_values(values)
         values |= self._odoo_clone_values()
         values |= {
+            "route": self.scope_id._route_values(),
             "mail_catcher": self.scope_id.mail_catcher,
             "database_mode": "shared" if shared else "own",
             "db_cluster": POSTGRES_CLUSTER_NAME,

@@ -142,6 +142,7 @@ BUILTIN_TYPES = (
         "networking.k8s.io", "v1", "Ingress", "ingresses", short_names=("ing",)
     ),
     ResourceType("batch", "v1", "Job", "jobs"),
+    ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets"),
 )
 
 

@@ -167,7 +167,7 @@ class TestDiscovery(ClusterCase):
         self.assertEqual(apps["deployments/scale"].group, "autoscaling")
         self.assertIn("statefulsets/status", apps)
         groups = {g.name for g in client.ApisApi(self.api).get_api_versions().groups}
-        self.assertEqual(groups, {"apps", "batch", "networking.k8s.io"})
+        self.assertEqual(groups, {"apps", "batch", "networking.k8s.io", "policy"})
         ingresses = client.NetworkingV1Api(self.api).get_api_resources().resources
         self.assertIn("Ingress", {r.kind for r in ingresses})
 

@@ -178,8 +178,13 @@ class TestWaitEndings(ShippedBooksCase):
         odoo.action_deploy()
         rounds = self._settle(between_rounds=stuck)
         self.assertEqual(odoo.state, "error")
+        # Its number depends on the steps addons add before it.
+        rollout = odoo.deployment_deploy_book_id.step_ids.filtered(
+            lambda step: step.name == "Wait for the rollout"
+        )
+        number = list(odoo.deployment_deploy_book_id.step_ids).index(rollout) + 1
         self.assertIn(
-            "Step 16 'Wait for the rollout' (wait) failed: Deployment odoo in "
+            f"Step {number} 'Wait for the rollout' (wait) failed: Deployment odoo in "
             'namespace stuck failed: ProgressDeadlineExceeded: ReplicaSet "odoo-1" '
             "has timed out progressing.",
             odoo.error_message,

@@ -26,6 +26,8 @@ DEFAULT_ALLOWED_KINDS = (
     "apps/Deployment",
     "batch/Job",
     "networking.k8s.io/Ingress",
+    "gateway.networking.k8s.io/HTTPRoute",
+    "gateway.networking.k8s.io/ReferenceGrant",
     "postgres-operator.crunchydata.com/PostgresCluster",
     "externaldns.k8s.io/DNSEndpoint",
     "snapshot.storage.k8s.io/VolumeSnapshot",

@@ -131,6 +131,15 @@ SHIPPED_IN_18_0_9 = {
     "odoo_deploy_upgrade": "1327fc020e89fdf23960cfa5f2ef0f71",
 }
 
+# The steps 18.0.11.0.0 changes, as 18.0.10.0.0 shipped them: the Ingress
+# leaves the Service's step for a route step after the rollout, the workload
+# may load a server-wide module, and the pause may leave the database up.
+SHIPPED_IN_18_0_10 = {
+    "odoo_deploy_network": "8a60ad24ad5fc283d68b7ec340383018",
+    "odoo_deploy_workload": "0ed8be55841ca5ffa77dc7e44cd973f8",
+    "odoo_pause_database": "30f8a8a25f729cc49235a5d2f433550a",
+}
+
 XML_ID_PREFIX = "eyrie_book_"
 
 

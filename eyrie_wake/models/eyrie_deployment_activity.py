@@ -3,6 +3,10 @@ from datetime import datetime, timedelta
 
 from odoo import api, fields, models
 
+from odoo.addons.eyrie_deployment.models.eyrie_deployment_timers import (
+    format_duration,
+)
+
 _logger = logging.getLogger(__name__)
 
 # Activity moves the stored pause time (and its timer job) once per this
@@ -126,3 +130,31 @@ class EyrieDeployment(models.Model):
         # Not tracked: a report a minute would fill the chatter.
         self.with_context(tracking_disable=True).write(values)
         return values
+
+    def _timer_description(self, verb):
+        """The pause timer says what it counted from when it was not the
+        deploy: the last activity, or a wake for a scheduled action."""
+        timer, late = super()._timer_description(verb)
+        if verb != "pause":
+            return timer, late
+        if self._awake_for_schedule_only():
+            return self.env._(
+                "end of its wake for a scheduled action (%(awake)s after it woke, "
+                "nobody used it)",
+                awake=format_duration(self.scope_id.scheduled_wake_seconds, self.env),
+            ), late
+        if (
+            self.scope_id.pause_on_inactivity
+            and self.last_activity_at
+            and self.last_activity_at > self.deployed_at
+        ):
+            return self.env._(
+                "Pause timer of scope %(scope)s (%(after)s after its last activity "
+                "at %(activity)s UTC)",
+                scope=self.scope_id.name,
+                after=format_duration(
+                    self.scope_id.deployment_pause_after_seconds, self.env
+                ),
+                activity=fields.Datetime.to_string(self.last_activity_at),
+            ), late
+        return timer, late

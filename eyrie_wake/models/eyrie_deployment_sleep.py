@@ -38,6 +38,11 @@ class EyrieDeployment(models.Model):
     )
     scheduled_wake_day = fields.Date(readonly=True, copy=False)
     scheduled_wake_count = fields.Integer(readonly=True, copy=False)
+    scheduled_wake_for = fields.Datetime(
+        readonly=True,
+        copy=False,
+        help="The due time of the scheduled action it was last woken for.",
+    )
 
     def _lifecycle_fields(self):
         return super()._lifecycle_fields() | {
@@ -45,6 +50,7 @@ class EyrieDeployment(models.Model):
             "database_pause_at",
             "scheduled_wake_day",
             "scheduled_wake_count",
+            "scheduled_wake_for",
         }
 
     @api.depends("pause_stage", "paused_at", "scope_id.database_pause_after_seconds")
@@ -116,6 +122,7 @@ class EyrieDeployment(models.Model):
             pause_stage="instance" if later else "database", woken_by=False
         )
         if later:
+            self._trigger_sleep_cron(self.database_pause_at)
             body = self.env._(
                 "Paused: Odoo is scaled to 0 and its database keeps running until "
                 "%(when)s UTC, so that a wake takes seconds.",
@@ -124,6 +131,12 @@ class EyrieDeployment(models.Model):
         else:
             body = self.env._("Paused: Odoo is scaled to 0 and its database is down.")
         self._message_log(body=body)
+
+    def _trigger_sleep_cron(self, at):
+        """The cron runs at ``at`` too, not only at its next minute."""
+        # The cron is the system's record; any deployment's pause sets it.
+        cron = self.env.ref("eyrie_wake.ir_cron_sleep_and_wake").sudo()
+        cron._trigger(at)
 
     def _on_pause_failed(self, job):
         if self._job_pause_stage(job) != "database":
@@ -209,7 +222,31 @@ class EyrieDeployment(models.Model):
             order="next_scheduled_action_at",
             limit=limit,
         )
-        return candidates.filtered(lambda d: d._scheduled_wakes_left(now.date()) > 0)
+        candidates = candidates.filtered(
+            lambda d: d._scheduled_wakes_left(now.date()) > 0
+        )
+        again = candidates.filtered(
+            lambda d: (
+                d.scheduled_wake_for
+                and d.next_scheduled_action_at <= d.scheduled_wake_for
+            )
+        )
+        for deployment in again:
+            deployment._forget_unrun_action()
+        return candidates - again
+
+    def _forget_unrun_action(self):
+        """It was woken for this action and did not run it while up (its
+        scheduled actions do not run, or fail): not woken again for it."""
+        self._message_log(
+            body=self.env._(
+                "Not woken again for its scheduled action due at %(due)s UTC: it "
+                "was woken for it and did not run it. The next one it reports "
+                "wakes it.",
+                due=fields.Datetime.to_string(self.next_scheduled_action_at),
+            )
+        )
+        self._set_lifecycle(next_scheduled_action_at=False)
 
     def _scheduled_wakes_left(self, day):
         used = self.scheduled_wake_count if self.scheduled_wake_day == day else 0
@@ -239,6 +276,7 @@ class EyrieDeployment(models.Model):
             # Reported again once it runs.
             next_scheduled_action_at=False,
             scheduled_wake_day=today,
+            scheduled_wake_for=due,
             scheduled_wake_count=self.scope_id.scheduled_wakes_per_day - left + 1,
         )
         self._message_log(

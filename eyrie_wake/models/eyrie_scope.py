@@ -13,17 +13,20 @@ class EyrieScope(models.Model):
     _inherit = "eyrie.scope"
 
     wake_on_request = fields.Boolean(
+        string="Wake on Request",
         tracking=True,
         help="A paused Odoo deployment wakes (resumes) on the first request to "
         "its hostname; the cluster's waker answers meanwhile with a waiting "
         "page. Needs the waker installed on the cluster.",
     )
     pause_on_inactivity = fields.Boolean(
+        string="Pause on Inactivity",
         tracking=True,
         help="The pause timer counts from the last request a person made to the "
         "instance (as it reports it), not from the last deploy.",
     )
     wake_for_scheduled_actions = fields.Boolean(
+        string="Wake for Scheduled Actions",
         tracking=True,
         help="A paused Odoo deployment wakes when its next scheduled action is "
         "due (as it reported it before its pause), then pauses again.",

@@ -192,6 +192,10 @@ class TestActivityTimers(WakerMixin, OperatorsMixin, KubernetesCase):
             odoo._record_activity(later, None)
         self.assertEqual(odoo.last_activity_at, later)
         self.assertEqual(odoo.next_pause_at, later + timedelta(hours=1))
+        # The chatter line of the timer's pause says what it counted from.
+        with freeze_time(odoo.next_pause_at):
+            timer, _late = odoo._timer_description("pause")
+        self.assertIn("1 h after its last activity", timer)
         # A report within 5 minutes of the last does not move the timer.
         with freeze_time(later + timedelta(minutes=3)):
             odoo._record_activity(later + timedelta(minutes=2), None)
@@ -230,3 +234,24 @@ class TestActivityTimers(WakerMixin, OperatorsMixin, KubernetesCase):
         self.assertEqual(len(scheduled), 1)
         self.assertEqual(odoo.repository_state, "pause")
         self.assertIn("(wake 1 of 1 today)", self._notes(odoo))
+
+    def test_an_action_that_did_not_run_does_not_wake_it_again(self):
+        self.shipped.wake_for_scheduled_actions = True
+        odoo = self._deployed("stuck-cron")
+        due = fields.Datetime.now() + timedelta(minutes=30)
+        odoo._record_activity(None, due)
+        self._run(odoo, "pause")
+        Deployment = self.env["eyrie.deployment"]
+        with freeze_time(due + timedelta(seconds=30)):
+            self.assertEqual(Deployment._cron_sleep_and_wake(), 1)
+            self._settle(between_rounds=self._play_operators)
+            # Up, it reports the same action still due (it did not run).
+            odoo._record_activity(None, due)
+            self._run(odoo, "pause")
+            Deployment._cron_sleep_and_wake()
+        self.assertEqual(odoo.repository_state, "pause")
+        self.assertEqual(
+            len(odoo.job_ids.filtered(lambda job: job.trigger == "schedule")), 1
+        )
+        self.assertFalse(odoo.next_scheduled_action_at)
+        self.assertIn("Not woken again for its scheduled action", self._notes(odoo))

@@ -193,6 +193,7 @@ class EyrieDeployment(models.Model):
         done = self._each_in_savepoint(
             databases.filtered(lambda d: not d.active_job_id), "_pause_database"
         )
+        self.env["eyrie.wake.nonce"].sudo()._gc_seen()  # the system's records
         return done + woken
 
     def _each_in_savepoint(self, deployments, method):

@@ -80,6 +80,15 @@ class TestSleep(WakerMixin, OperatorsMixin, KubernetesCase):
         self.assertEqual(odoo._wake_on_request(odoo.hostname, "browser")[0], "serving")
         self.assertIn(f"Woken by a request to {odoo.hostname}", self._notes(odoo))
 
+    def test_the_cron_forgets_nonces_no_call_can_replay(self):
+        Nonce = self.env["eyrie.wake.nonce"]
+        self.assertTrue(Nonce._claim("cluster 1", "ab" * 16))
+        self.assertFalse(Nonce._claim("cluster 1", "ab" * 16))
+        with freeze_time(fields.Datetime.now() + timedelta(minutes=11)):
+            self.env["eyrie.deployment"]._cron_sleep_and_wake()
+        # Its timestamp is refused by now; its nonce is gone.
+        self.assertFalse(Nonce.search([("name", "=", "cluster 1:" + "ab" * 16)]))
+
     def test_a_scope_that_does_not_wake_refuses_and_says_why(self):
         odoo = self._deployed("sound-asleep")
         self._run(odoo, "pause")

@@ -19,6 +19,7 @@ from . import eyrie_deployment_timers
 from . import eyrie_deployment_timer_cron
 from . import eyrie_deployment_odoo
 from . import eyrie_deployment_odoo_code
+from . import eyrie_deployment_odoo_route
 from . import eyrie_deployment_odoo_upgrade_copy
 from . import eyrie_deployment_odoo_tests
 from . import eyrie_deployment_odoo_form

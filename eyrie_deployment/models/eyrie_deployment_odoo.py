@@ -456,8 +456,10 @@ class EyrieDeploymentOdoo(models.Model):
         else:
             values = self._pgbackrest_values(values)
         values |= self._odoo_clone_values()
+        route = self.scope_id._route_values()
+        route["stale_kind"] = self._odoo_stale_route_kind(route["kind"])
         values |= {
-            "route": self.scope_id._route_values(),
+            "route": route,
             "mail_catcher": self.scope_id.mail_catcher,
             "database_mode": "shared" if shared else "own",
             "db_cluster": POSTGRES_CLUSTER_NAME,

@@ -49,6 +49,7 @@ class EyrieDeployment(models.Model):
     )
     activity_reported_at = fields.Datetime(readonly=True, copy=False)
 
+    @api.model
     def _lifecycle_fields(self):
         return super()._lifecycle_fields() | {
             "last_activity_at",

@@ -44,6 +44,7 @@ class EyrieDeployment(models.Model):
         help="The due time of the scheduled action it was last woken for.",
     )
 
+    @api.model
     def _lifecycle_fields(self):
         return super()._lifecycle_fields() | {
             "pause_stage",

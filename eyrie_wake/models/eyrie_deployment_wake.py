@@ -2,7 +2,7 @@ import logging
 import os
 from datetime import timedelta
 
-from odoo import fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import file_path
 
@@ -54,6 +54,7 @@ class EyrieDeployment(models.Model):
         help="After a failed wake, the next request wakes it from this time on.",
     )
 
+    @api.model
     def _lifecycle_fields(self):
         return super()._lifecycle_fields() | {
             "woken_by",

@@ -152,6 +152,29 @@ class TestSleep(WakerMixin, OperatorsMixin, KubernetesCase):
         )
         self.assertTrue(self._get("apps/v1", "Deployment", "waker", "eyrie-waker"))
 
+    def test_a_scope_that_changes_its_route_removes_the_old_one(self):
+        odoo = self._deployed("rerouted")
+        self.assertEqual(odoo.routed_by, "ingress")
+        ingress = ("networking.k8s.io/v1", "Ingress", "odoo", odoo.namespace)
+        self.assertTrue(self._get(*ingress))
+        self.shipped.write(
+            {
+                "route_kind": "httproute",
+                "gateway_name": "public",
+                "gateway_namespace": "gateway-system",
+            }
+        )
+        self.addCleanup(self.shipped.write, {"route_kind": "ingress"})
+        self._run(odoo, "deploy")
+        self.assertEqual(odoo.routed_by, "httproute")
+        self.assertFalse(self._get(*ingress))
+        self.assertTrue(self._get(f"{GATEWAY}/v1", "HTTPRoute", "odoo", odoo.namespace))
+        # Deployed again the same way: the step asks nothing of the cluster.
+        self._run(odoo, "deploy")
+        log = self._job(odoo, "deploy").log
+        self.assertIn("Route: remove the other kind", log)
+        self.assertIn("the route kind did not change", log)
+
     def test_the_waker_is_installed_in_its_own_namespace(self):
         kinds = sorted(
             (obj["kind"], obj["metadata"]["name"])

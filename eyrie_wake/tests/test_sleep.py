@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 from freezegun import freeze_time
 
@@ -241,7 +241,10 @@ class TestActivityTimers(WakerMixin, OperatorsMixin, KubernetesCase):
             {"wake_for_scheduled_actions": True, "scheduled_wakes_per_day": 1}
         )
         odoo = self._deployed("nightly")
-        due = fields.Datetime.now() + timedelta(hours=2)
+        # Tomorrow 10:00 UTC: the wake and the check an hour later fall on
+        # the same day, whenever the test runs.
+        tomorrow = fields.Datetime.now().date() + timedelta(days=1)
+        due = datetime.combine(tomorrow, time(10, 0))
         odoo._record_activity(None, due)
         self.assertEqual(odoo.next_scheduled_action_at, due)
         self._run(odoo, "pause")
